@@ -1,0 +1,283 @@
+//! Reading request fields with one error entry per problem, each naming its
+//! field in `source.pointer`.
+
+use crate::domain::money;
+use crate::error::{ApiError, Problems};
+use serde_json::{Map, Value};
+
+/// Longest accepted ordinary text field, in characters.
+pub const SHORT: usize = 255;
+/// Longest accepted long text field (messages, instructions).
+pub const LONG: usize = 10_000;
+
+/// The fields of one request object, e.g. `{"user":{…}}` under `/user`.
+pub struct Fields {
+    obj: Map<String, Value>,
+    base: String,
+    pub problems: Problems,
+}
+
+impl Fields {
+    /// Takes `body[root]` (or, when `flat_ok`, the body itself if `root` is
+    /// absent) as the object to read.
+    pub fn new(body: &Value, root: &str, flat_ok: bool, title: &str) -> Result<Fields, ApiError> {
+        let (obj, base) = match body.get(root) {
+            Some(Value::Object(o)) => (o.clone(), format!("/{root}")),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    title,
+                    &format!("/{root}"),
+                    format!("{root} must be an object"),
+                ))
+            }
+            None if flat_ok => (body.as_object().cloned().unwrap_or_default(), String::new()),
+            None => {
+                return Err(ApiError::invalid(
+                    title,
+                    &format!("/{root}"),
+                    format!("{root} is required"),
+                ))
+            }
+        };
+        Ok(Fields {
+            obj,
+            base,
+            problems: Problems::new(title),
+        })
+    }
+
+    /// Fields over an object already in hand (a merged update).
+    pub fn from_map(obj: Map<String, Value>, root: &str, title: &str) -> Fields {
+        Fields {
+            obj,
+            base: format!("/{root}"),
+            problems: Problems::new(title),
+        }
+    }
+
+    /// The JSON pointer of a field.
+    pub fn pointer(&self, name: &str) -> String {
+        format!("{}/{name}", self.base)
+    }
+
+    /// Records a problem with `name`.
+    pub fn fail(&mut self, name: &str, details: impl Into<String>) {
+        let ptr = self.pointer(name);
+        self.problems.add(&ptr, details);
+    }
+
+    /// The raw value, treating null as absent.
+    pub fn raw(&self, name: &str) -> Option<&Value> {
+        self.obj.get(name).filter(|v| !v.is_null())
+    }
+
+    /// An optional string (trimmed; empty counts as absent), at most `max` chars.
+    pub fn text(&mut self, name: &str, max: usize) -> Option<String> {
+        match self.raw(name).cloned() {
+            None => None,
+            Some(Value::String(s)) => {
+                let s = s.trim().to_string();
+                if s.chars().count() > max {
+                    self.fail(name, format!("{name} must be at most {max} characters"));
+                    None
+                } else if s
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+                {
+                    self.fail(name, format!("{name} must not contain control characters"));
+                    None
+                } else if s.is_empty() {
+                    None
+                } else {
+                    Some(s)
+                }
+            }
+            Some(_) => {
+                self.fail(name, format!("{name} must be a string"));
+                None
+            }
+        }
+    }
+
+    /// A required string: missing or blank is a problem.
+    pub fn required_text(&mut self, name: &str, max: usize) -> String {
+        let present = self.raw(name).is_some();
+        match self.text(name, max) {
+            Some(s) => s,
+            None => {
+                if !present {
+                    self.fail(name, format!("{name} is required"));
+                } else if self
+                    .raw(name)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.trim().is_empty())
+                {
+                    self.fail(name, format!("{name} can't be blank"));
+                }
+                String::new()
+            }
+        }
+    }
+
+    /// A single-line string: like `text`, refusing line breaks (names go into
+    /// email headers).
+    pub fn line(&mut self, name: &str, max: usize) -> Option<String> {
+        let s = self.text(name, max)?;
+        if s.contains(['\n', '\r']) {
+            self.fail(name, format!("{name} must be a single line"));
+            return None;
+        }
+        Some(s)
+    }
+
+    /// A required single-line string.
+    pub fn required_line(&mut self, name: &str, max: usize) -> String {
+        let s = self.required_text(name, max);
+        if s.contains(['\n', '\r']) {
+            self.fail(name, format!("{name} must be a single line"));
+            return String::new();
+        }
+        s
+    }
+
+    /// An optional email address, lightly validated.
+    pub fn email(&mut self, name: &str) -> Option<String> {
+        let s = self.line(name, 254)?;
+        if is_email(&s) {
+            Some(s)
+        } else {
+            self.fail(name, format!("{name} is not a valid email address"));
+            None
+        }
+    }
+
+    /// A required email address.
+    pub fn required_email(&mut self, name: &str) -> String {
+        if self.raw(name).is_none() {
+            self.fail(name, format!("{name} is required"));
+            return String::new();
+        }
+        self.email(name).unwrap_or_default()
+    }
+
+    /// An optional boolean (`true`/`false`, or the strings of them).
+    pub fn flag(&mut self, name: &str) -> Option<bool> {
+        match self.raw(name) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if s == "true" => Some(true),
+            Some(Value::String(s)) if s == "false" => Some(false),
+            Some(_) => {
+                self.fail(name, format!("{name} must be true or false"));
+                None
+            }
+        }
+    }
+
+    /// An optional amount in cents (integer or digit string, 0 allowed).
+    pub fn cents(&mut self, name: &str) -> Option<i64> {
+        let v = self.raw(name)?.clone();
+        match money::parse_cents(&v) {
+            Ok(n) => Some(n),
+            Err(why) => {
+                self.fail(name, format!("{name} {why}"));
+                None
+            }
+        }
+    }
+
+    /// A required amount in cents greater than zero.
+    pub fn required_positive_cents(&mut self, name: &str) -> i64 {
+        let Some(v) = self.raw(name).cloned() else {
+            self.fail(name, format!("{name} is required"));
+            return 0;
+        };
+        match money::parse_positive_cents(&v) {
+            Ok(n) => n,
+            Err(why) => {
+                self.fail(name, format!("{name} {why}"));
+                0
+            }
+        }
+    }
+
+    /// An optional whole number within `min..=max` (integer or digit string).
+    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let v = self.raw(name)?.clone();
+        let n = match &v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.fail(
+                    name,
+                    format!("{name} must be a whole number from {min} to {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional number within `min..=max` (coordinates).
+    pub fn number(&mut self, name: &str, min: f64, max: f64) -> Option<f64> {
+        let v = self.raw(name)?.clone();
+        let n = match &v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n.is_finite() && (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.fail(name, format!("{name} must be a number from {min} to {max}"));
+                None
+            }
+        }
+    }
+
+    /// An optional list of strings, each at most `max` characters.
+    pub fn text_list(&mut self, name: &str, max: usize) -> Option<Vec<String>> {
+        let v = self.raw(name)?.clone();
+        let list = v.as_array().and_then(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .filter(|s| s.chars().count() <= max)
+                })
+                .collect::<Option<Vec<String>>>()
+        });
+        if list.is_none() {
+            self.fail(
+                name,
+                format!("{name} must be a list of strings of at most {max} characters"),
+            );
+        }
+        list.filter(|l| l.len() <= 100)
+    }
+
+    /// Ok when no problem was recorded, else a 400 listing them all.
+    pub fn finish(self) -> Result<(), ApiError> {
+        self.problems.finish()
+    }
+}
+
+/// A light, strict-enough email check: one `@`, a dotted domain, no spaces.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
+        && !domain.contains('@')
+}

@@ -1,0 +1,91 @@
+//! Command line and `INSTAGIFT_*` environment: every flag has an env twin,
+//! and `--help` shows the defaults.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// instagift: a self-hosted gift-certificate server (Instagift API v2).
+#[derive(Debug, Parser)]
+#[command(name = "instagift", version, about)]
+pub struct Cli {
+    /// SQLite database file (created on first start).
+    #[arg(
+        long,
+        env = "INSTAGIFT_DB",
+        default_value = "./instagift.db",
+        global = true
+    )]
+    pub db: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; 127.0.0.1 keeps it private to this machine,
+    /// 0.0.0.0:8080 opens it to the LAN, port 0 picks a free port.
+    #[arg(long, env = "INSTAGIFT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Worker threads answering requests (0 = four per CPU core, at least 4).
+    #[arg(long, env = "INSTAGIFT_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Base URL customers reach this server at, used in emails and QR links
+    /// (default: http:// plus the listen address).
+    #[arg(long, env = "INSTAGIFT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and the admin page (what a bare `instagift` does).
+    Serve(ServeArgs),
+    /// Manage merchants and their API keys.
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Ask a running server whether it is healthy (exit 0 if so).
+    Healthcheck {
+        /// Server URL.
+        #[arg(long, env = "INSTAGIFT_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+/// `instagift merchant …`
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Create a merchant and print its id.
+    Create {
+        /// Shop name.
+        #[arg(long)]
+        name: String,
+        /// Shop website.
+        #[arg(long)]
+        url: Option<String>,
+        /// IANA time zone, e.g. America/New_York.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `instagift merchant key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; the secret is printed once and never again.
+    Create {
+        /// The merchant's id.
+        merchant_id: String,
+    },
+    /// Revoke an API key.
+    Revoke {
+        /// The key (mk_…).
+        key: String,
+    },
+}

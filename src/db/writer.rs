@@ -1,0 +1,134 @@
+//! The single writer: one thread owns the only read-write connection.
+//! Handlers send it jobs; it takes every job waiting, runs each inside its
+//! own SAVEPOINT within one `BEGIN IMMEDIATE … COMMIT` (group commit: one
+//! fsync for many requests), and answers each job only after COMMIT.
+
+use crate::error::ApiError;
+use rusqlite::Connection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+/// Most jobs folded into one transaction.
+const MAX_BATCH: usize = 512;
+
+type Deliver = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
+
+/// Handle to the writer thread; cheap to share between workers.
+pub struct Writer {
+    sender: Mutex<Option<SyncSender<Job>>>,
+    thread: Mutex<Option<JoinHandle<Connection>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread, which owns `conn` until `shutdown`.
+    pub fn start(conn: Connection) -> Writer {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(4096);
+        let thread = std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || run(conn, receiver))
+            .expect("spawn writer thread");
+        Writer {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Runs `f` in the write transaction and returns its result once the
+    /// transaction is durably committed. An `Err` from `f` rolls back
+    /// everything `f` wrote, and nothing else.
+    pub fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel::<Result<T, ApiError>>(1);
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(ApiError::internal("a write job panicked")));
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit: Result<(), String>| {
+                let answer = match commit {
+                    Err(e) if ok => Err(ApiError::internal(format!("commit failed: {e}"))),
+                    _ => result,
+                };
+                let _ = reply.send(answer);
+            });
+            (ok, deliver)
+        });
+        let sender = self
+            .sender
+            .lock()
+            .map_err(|_| ApiError::internal("writer lock poisoned"))?
+            .clone();
+        match sender {
+            Some(s) => s.send(job).map_err(|_| ApiError::unavailable())?,
+            None => return Err(ApiError::unavailable()),
+        }
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(ApiError::internal("writer thread stopped")))
+    }
+
+    /// Stops taking jobs, lets the writer finish what it holds, checkpoints
+    /// the WAL and closes the connection.
+    pub fn shutdown(&self) {
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            if let Ok(conn) = h.join() {
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+            }
+        }
+    }
+}
+
+fn run(conn: Connection, jobs: Receiver<Job>) -> Connection {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch);
+    }
+    conn
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs closes their reply channels: each handler answers 500.
+        crate::log::error(&format!("writer: cannot begin a transaction: {e}"));
+        return;
+    }
+    let mut delivers = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            crate::log::error(&format!("writer: savepoint failed: {e}"));
+            continue;
+        }
+        let (ok, deliver) = job(conn);
+        let end = if ok {
+            conn.execute_batch("RELEASE job")
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        if let Err(e) = end {
+            crate::log::error(&format!("writer: savepoint end failed: {e}"));
+        }
+        delivers.push(deliver);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for deliver in delivers {
+        deliver(commit.clone());
+    }
+}

@@ -1,0 +1,13 @@
+//! Business rules and the SQL that keeps them: plain functions over a
+//! database connection (inside the writer's transaction for changes), with
+//! no HTTP types.
+
+pub mod catalog;
+pub mod claim_code;
+pub mod ids;
+pub mod money;
+pub mod outbox;
+pub mod password;
+pub mod tickets;
+pub mod time;
+pub mod users;

@@ -1,0 +1,120 @@
+//! Money: integer cents, parsed strictly, divided without losing a cent.
+
+use serde_json::Value;
+
+/// The largest amount accepted anywhere (10^10 cents = $100,000,000).
+pub const MAX_CENTS: i64 = 10_000_000_000;
+
+/// Parses a JSON integer or a string of digits into cents (0 ..= MAX_CENTS).
+/// Negative, fractional, non-numeric and absurd amounts are refused with a
+/// sentence for the error's `details`.
+pub fn parse_cents(value: &Value) -> Result<i64, String> {
+    let n: i64 = match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i
+            } else if n.as_u64().is_some() {
+                return Err(too_large());
+            } else {
+                return Err("must be a whole number of cents".to_string());
+            }
+        }
+        Value::String(s) => {
+            let t = s.trim();
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("must be a whole number of cents (digits only)".to_string());
+            }
+            if t.len() > 11 {
+                return Err(too_large());
+            }
+            t.parse().map_err(|_| too_large())?
+        }
+        _ => return Err("must be a whole number of cents".to_string()),
+    };
+    if n < 0 {
+        return Err("must not be negative".to_string());
+    }
+    if n > MAX_CENTS {
+        return Err(too_large());
+    }
+    Ok(n)
+}
+
+/// Like `parse_cents`, but zero is refused too.
+pub fn parse_positive_cents(value: &Value) -> Result<i64, String> {
+    match parse_cents(value)? {
+        0 => Err("must be greater than zero".to_string()),
+        n => Ok(n),
+    }
+}
+
+fn too_large() -> String {
+    format!("must not exceed {MAX_CENTS} cents")
+}
+
+/// The share of `price` that belongs to `amount` of `face`, rounded down;
+/// the caller keeps `price - share` with the rest so shares always sum to
+/// the price exactly.
+pub fn paid_share(price: i64, face: i64, amount: i64) -> i64 {
+    if face <= 0 || amount >= face {
+        return price;
+    }
+    ((price as i128 * amount as i128) / face as i128) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_integers_and_digit_strings() {
+        assert_eq!(parse_cents(&json!(4000)), Ok(4000));
+        assert_eq!(parse_cents(&json!("4000")), Ok(4000));
+        assert_eq!(parse_cents(&json!(0)), Ok(0));
+        assert_eq!(parse_cents(&json!(MAX_CENTS)), Ok(MAX_CENTS));
+    }
+
+    #[test]
+    fn refuses_bad_amounts() {
+        for bad in [
+            json!(-1),
+            json!("-1"),
+            json!(1.5),
+            json!("1.5"),
+            json!("abc"),
+            json!(""),
+            json!(null),
+            json!(true),
+            json!([1]),
+            json!(MAX_CENTS + 1),
+            json!("99999999999999999999999"),
+            json!(u64::MAX),
+            json!(1e300),
+        ] {
+            assert!(parse_cents(&bad).is_err(), "{bad} accepted");
+        }
+        assert!(parse_positive_cents(&json!(0)).is_err());
+    }
+
+    #[test]
+    fn shares_sum_to_price() {
+        assert_eq!(paid_share(5000, 10000, 4000), 2000);
+        assert_eq!(paid_share(1, 3, 1), 0);
+        assert_eq!(paid_share(100, 3, 3), 100);
+        let big = paid_share(MAX_CENTS, MAX_CENTS, MAX_CENTS - 1);
+        assert_eq!(big, MAX_CENTS - 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn share_never_exceeds_price(price in 0i64..=MAX_CENTS, face in 1i64..=MAX_CENTS, amount in 1i64..=MAX_CENTS) {
+            let price = price.min(face);
+            let amount = amount.min(face);
+            let share = paid_share(price, face, amount);
+            // Both parts keep price <= face, which the schema enforces.
+            proptest::prop_assert!(share >= 0 && share <= price && share <= amount);
+            proptest::prop_assert!(price - share <= face - amount);
+        }
+    }
+}

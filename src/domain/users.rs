@@ -1,0 +1,198 @@
+//! Customer accounts, their device tokens and password resets.
+
+use crate::domain::{ids, outbox, time};
+use crate::error::ApiError;
+use rusqlite::{Connection, OptionalExtension, Row};
+
+/// How long a password reset token stays valid.
+pub const RESET_TTL_SECS: i64 = 3600;
+
+/// A user as stored (without the password hash).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub last_login_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, email, first_name, last_name, last_login_at, created_at, updated_at";
+
+fn from_row(r: &Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        first_name: r.get(2)?,
+        last_name: r.get(3)?,
+        last_login_at: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+/// The user with that id.
+pub fn get(db: &Connection, id: &str) -> rusqlite::Result<Option<User>> {
+    db.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+/// The user with that email (case-insensitive) and their password hash.
+pub fn find_login(db: &Connection, email: &str) -> rusqlite::Result<Option<(User, String)>> {
+    db.prepare_cached(&format!(
+        "SELECT {COLUMNS}, password_hash FROM users WHERE email_norm = ?1"
+    ))?
+    .query_row([email.to_lowercase()], |r| Ok((from_row(r)?, r.get(7)?)))
+    .optional()
+}
+
+/// What a new account is made of (password already hashed).
+pub struct NewUser {
+    pub email: String,
+    pub password_hash: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// Creates the user with a first token. A taken email is a 400 on
+/// `/user/email`.
+pub fn create(db: &Connection, new: &NewUser, token_digest: &str) -> Result<User, ApiError> {
+    let norm = new.email.to_lowercase();
+    let taken: bool = db.query_row(
+        "SELECT EXISTS(SELECT 1 FROM users WHERE email_norm = ?1)",
+        [&norm],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(ApiError::invalid(
+            "Unable to create user",
+            "/user/email",
+            "email has already been taken",
+        ));
+    }
+    let id = ids::new_id();
+    let now = time::now();
+    db.execute(
+        "INSERT INTO users (id, email, email_norm, password_hash, first_name, last_name, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        (&id, &new.email, &norm, &new.password_hash, &new.first_name, &new.last_name, now),
+    )?;
+    add_token(db, &id, token_digest)?;
+    get(db, &id)?.ok_or_else(|| ApiError::internal("user vanished after insert"))
+}
+
+/// Stores a new device token for the user.
+pub fn add_token(db: &Connection, user_id: &str, token_digest: &str) -> rusqlite::Result<()> {
+    db.execute(
+        "INSERT INTO user_tokens (digest, user_id, created_at) VALUES (?1, ?2, ?3)",
+        (token_digest, user_id, time::now()),
+    )?;
+    Ok(())
+}
+
+/// A successful login: a new token and `last_login_at` now.
+pub fn login(db: &Connection, user_id: &str, token_digest: &str) -> Result<User, ApiError> {
+    add_token(db, user_id, token_digest)?;
+    let now = time::now();
+    db.execute(
+        "UPDATE users SET last_login_at = ?2, updated_at = ?2 WHERE id = ?1",
+        (user_id, now),
+    )?;
+    get(db, user_id)?.ok_or_else(ApiError::unauthorized)
+}
+
+/// Revokes one token, or every token of the user when `all`.
+pub fn revoke_tokens(
+    db: &Connection,
+    user_id: &str,
+    token_digest: &str,
+    all: bool,
+) -> rusqlite::Result<()> {
+    if all {
+        db.execute("DELETE FROM user_tokens WHERE user_id = ?1", [user_id])?;
+    } else {
+        db.execute(
+            "DELETE FROM user_tokens WHERE digest = ?1 AND user_id = ?2",
+            (token_digest, user_id),
+        )?;
+    }
+    Ok(())
+}
+
+/// Records a reset token for a registered email and queues the email that
+/// carries it. Unknown emails do nothing (the caller answers the same).
+pub fn request_reset(
+    db: &Connection,
+    email: &str,
+    token: &str,
+    public_url: &str,
+) -> Result<(), ApiError> {
+    let Some((user, _)) = find_login(db, email)? else {
+        return Ok(());
+    };
+    let now = time::now();
+    db.execute(
+        "INSERT INTO password_resets (digest, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+        (ids::digest(token.as_bytes()), &user.id, now + RESET_TTL_SECS, now),
+    )?;
+    let text = format!(
+        "Someone asked to reset the password of your account ({}).\n\n\
+         Your reset token (valid for one hour, usable once):\n\n    {token}\n\n\
+         Send it with your new password to PUT {public_url}/v2/passwords.\n\
+         If you did not ask for this, ignore this email.\n",
+        user.email
+    );
+    outbox::enqueue(
+        db,
+        &outbox::Mail {
+            kind: "password_reset",
+            to: &user.email,
+            subject: "Reset your password",
+            text: &text,
+            html: None,
+            gift_id: None,
+            due_at: now,
+        },
+    )?;
+    Ok(())
+}
+
+/// Completes a reset: the token must be valid, unused and unexpired. Sets
+/// the new password, revokes every older token and issues a fresh one.
+pub fn complete_reset(
+    db: &Connection,
+    reset_token: &str,
+    password_hash: &str,
+    new_token_digest: &str,
+) -> Result<User, ApiError> {
+    let now = time::now();
+    let digest = ids::digest(reset_token.as_bytes());
+    let user_id: Option<String> = db
+        .query_row(
+            "SELECT user_id FROM password_resets WHERE digest = ?1 AND used_at IS NULL AND expires_at > ?2",
+            (&digest, now),
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(user_id) = user_id else {
+        return Err(ApiError::invalid(
+            "Unable to reset password",
+            "/reset_token",
+            "reset_token is invalid, expired or already used",
+        ));
+    };
+    db.execute(
+        "UPDATE password_resets SET used_at = ?2 WHERE digest = ?1",
+        (&digest, now),
+    )?;
+    db.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        (&user_id, password_hash, now),
+    )?;
+    db.execute("DELETE FROM user_tokens WHERE user_id = ?1", [&user_id])?;
+    add_token(db, &user_id, new_token_digest)?;
+    get(db, &user_id)?.ok_or_else(|| ApiError::internal("user vanished during reset"))
+}

@@ -1,0 +1,46 @@
+//! The `instagift` binary: parse the command line, run the subcommand, map
+//! errors to exit codes (usage 2, runtime 1).
+
+use clap::{CommandFactory, Parser};
+use instagift::config::{Cli, Command};
+use instagift::{cli, log, server};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// A bare `instagift [serve flags]` means `instagift serve [serve flags]`.
+fn with_default_command(mut argv: Vec<OsString>) -> Vec<OsString> {
+    let cmd = Cli::command();
+    let names: Vec<&str> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .chain(["help"])
+        .collect();
+    let rest = argv.get(1..).unwrap_or(&[]);
+    let named = rest
+        .iter()
+        .any(|a| a.to_str().is_some_and(|a| names.contains(&a)));
+    let info = rest
+        .iter()
+        .any(|a| matches!(a.to_str(), Some("-h" | "--help" | "-V" | "--version")));
+    if !named && !info {
+        argv.insert(1.min(argv.len()), "serve".into());
+    }
+    argv
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse_from(with_default_command(std::env::args_os().collect()));
+    log::set_level(&std::env::var("INSTAGIFT_LOG").unwrap_or_default());
+    let result = match args.command {
+        Command::Serve(serve) => server::run(args.db, serve),
+        Command::Merchant(cmd) => cli::merchant(&args.db, &cmd),
+        Command::Healthcheck { url } => cli::healthcheck(&url),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("instagift: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Who is calling: headers → `Principal`.
+
+use crate::domain::ids::digest;
+use crate::error::ApiError;
+use crate::web::Request;
+use rusqlite::{Connection, OptionalExtension};
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Public,
+    /// A customer, with the token presented (echoed back by `GET /v2/users/{self}`).
+    User {
+        id: String,
+        token: String,
+    },
+    /// A merchant, through one of its API keys.
+    Merchant {
+        id: String,
+        key: String,
+    },
+}
+
+impl Principal {
+    /// A stable name for idempotency scoping and rate limits.
+    pub fn scope(&self, remote_ip: &str) -> String {
+        match self {
+            Principal::Public => format!("ip:{remote_ip}"),
+            Principal::User { id, .. } => format!("user:{id}"),
+            Principal::Merchant { id, .. } => format!("merchant:{id}"),
+        }
+    }
+}
+
+fn non_empty<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Resolves the caller from the §2 headers. Partial or wrong credentials
+/// are 401; user and merchant credentials together are 400.
+pub fn authenticate(db: &Connection, req: &Request) -> Result<Principal, ApiError> {
+    let email = non_empty(req, "x-user-email");
+    let token = non_empty(req, "x-user-token");
+    let key = non_empty(req, "x-merchant-key");
+    let secret =
+        non_empty(req, "x-merchant-secret").or_else(|| non_empty(req, "x-merhcant-secret"));
+    let as_user = email.is_some() || token.is_some();
+    let as_merchant = key.is_some() || secret.is_some();
+    if as_user && as_merchant {
+        return Err(ApiError::bad_request(
+            "Invalid credentials",
+            "Send either user or merchant credentials, not both",
+        ));
+    }
+    if as_user {
+        let (Some(email), Some(token)) = (email, token) else {
+            return Err(ApiError::unauthorized());
+        };
+        let id: Option<String> = db
+            .prepare_cached(
+                "SELECT u.id FROM user_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE t.digest = ?1 AND u.email_norm = ?2",
+            )?
+            .query_row((digest(token.as_bytes()), email.to_lowercase()), |r| {
+                r.get(0)
+            })
+            .optional()?;
+        return match id {
+            Some(id) => Ok(Principal::User {
+                id,
+                token: token.to_string(),
+            }),
+            None => Err(ApiError::unauthorized()),
+        };
+    }
+    if as_merchant {
+        let (Some(key), Some(secret)) = (key, secret) else {
+            return Err(ApiError::unauthorized());
+        };
+        let id: Option<String> = db
+            .prepare_cached(
+                "SELECT merchant_id FROM merchant_keys
+                 WHERE key = ?1 AND secret_digest = ?2 AND revoked_at IS NULL",
+            )?
+            .query_row((key, digest(secret.as_bytes())), |r| r.get(0))
+            .optional()?;
+        return match id {
+            Some(id) => Ok(Principal::Merchant {
+                id,
+                key: key.to_string(),
+            }),
+            None => Err(ApiError::unauthorized()),
+        };
+    }
+    Ok(Principal::Public)
+}

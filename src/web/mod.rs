@@ -1,0 +1,137 @@
+//! The HTTP layer without sockets: request and response types, router,
+//! authentication, idempotency, and `handle`, which turns one request into
+//! one response.
+
+pub mod auth;
+pub mod idempotency;
+pub mod page;
+pub mod request;
+pub mod response;
+pub mod router;
+
+pub use auth::Principal;
+pub use page::Page;
+pub use request::Request;
+pub use response::{Document, Response};
+
+use crate::db::Writer;
+use crate::error::ApiError;
+use rusqlite::Connection;
+use serde_json::Value;
+
+/// What every handler can reach: the writer and the settings.
+pub struct App {
+    pub writer: Writer,
+    /// The public base URL used in emails and QR links.
+    pub public_url: String,
+}
+
+/// One request in flight: the app, this worker's read connection, the
+/// request and its authenticated caller.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub db: &'a Connection,
+    pub req: &'a Request,
+    pub principal: Principal,
+}
+
+impl Ctx<'_> {
+    /// The calling user's id: 401 without credentials, 403 for a merchant.
+    pub fn user_id(&self) -> Result<&str, ApiError> {
+        match &self.principal {
+            Principal::User { id, .. } => Ok(id),
+            Principal::Merchant { .. } => {
+                Err(ApiError::forbidden("This endpoint is for user accounts"))
+            }
+            Principal::Public => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// The calling merchant's id: 401 without credentials, 403 for a user.
+    pub fn merchant_id(&self) -> Result<&str, ApiError> {
+        match &self.principal {
+            Principal::Merchant { id, .. } => Ok(id),
+            Principal::User { .. } => Err(ApiError::forbidden(
+                "This endpoint is for merchant accounts",
+            )),
+            Principal::Public => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// The request body as a JSON object (406/400 otherwise).
+    pub fn body(&self) -> Result<Value, ApiError> {
+        self.req.json()
+    }
+
+    /// Runs a change in the write transaction. With an `Idempotency-Key`,
+    /// the first answer is recorded in the same transaction and replayed to
+    /// repeats (see `idempotency`).
+    pub fn write<F>(&self, f: F) -> Result<Response, ApiError>
+    where
+        F: FnOnce(&Connection) -> Result<Response, ApiError> + Send + 'static,
+    {
+        match idempotency::Key::from_request(self.req, &self.principal)? {
+            Some(key) => self.app.writer.run(move |conn| key.once(conn, f)),
+            None => self.app.writer.run(f),
+        }
+    }
+
+    /// Runs a change whose answer carries a freshly issued secret (a token):
+    /// such answers are never stored, so `Idempotency-Key` is not replayed.
+    pub fn write_unrecorded<F>(&self, f: F) -> Result<Response, ApiError>
+    where
+        F: FnOnce(&Connection) -> Result<Response, ApiError> + Send + 'static,
+    {
+        idempotency::Key::from_request(self.req, &self.principal)?;
+        self.app.writer.run(f)
+    }
+}
+
+/// Answers one request. Never panics into the caller's thread: a panicking
+/// handler becomes a 500.
+pub fn handle(app: &App, db: &Connection, req: &Request) -> Response {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(app, db, req)))
+        .unwrap_or_else(|_| {
+            Err(ApiError::internal(format!(
+                "handler panicked on {} {}",
+                req.method, req.path
+            )))
+        });
+    result.unwrap_or_else(Response::from)
+}
+
+fn dispatch(app: &App, db: &Connection, req: &Request) -> Result<Response, ApiError> {
+    let admin = req.segments.first().map(String::as_str) == Some("admin");
+    if !admin && !req.accepts_json() {
+        return Err(ApiError::new(
+            406,
+            "Not Acceptable",
+            "This API only answers with JSON",
+        ));
+    }
+    let Some((methods, params)) = router::resolve(&req.segments) else {
+        return Err(ApiError::new(
+            404,
+            "Not Found",
+            format!("No route for {}", req.path),
+        ));
+    };
+    let Some(&(_, handler)) = methods.iter().find(|(m, _)| *m == req.method) else {
+        let allow: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
+        return Err(ApiError::new(
+            405,
+            "Method Not Allowed",
+            format!("{} is not allowed here", req.method),
+        )
+        .with_header("Allow", allow.join(", ")));
+    };
+    let principal = auth::authenticate(db, req)?;
+    let ctx = Ctx {
+        app,
+        db,
+        req,
+        principal,
+    };
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    handler(&ctx, &params)
+}

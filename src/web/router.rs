@@ -1,0 +1,80 @@
+//! The route table: one match on path segments, giving each method's
+//! handler. The original API's alias spellings are folded first.
+
+use crate::api::{
+    health, locations, merchants, passwords, product_options, products, support_tickets, tokens,
+    users,
+};
+use crate::error::ApiError;
+use crate::web::{Ctx, Response};
+
+/// A handler: the request context and the path's parameters.
+pub type Handler = fn(&Ctx, &[&str]) -> Result<Response, ApiError>;
+
+type Methods = &'static [(&'static str, Handler)];
+
+/// The methods served at `segments`, with the path parameters; None for an
+/// unknown path.
+pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
+    let mut segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if segs.len() >= 2 && segs[0] == "v2" {
+        segs[1] = canonical(segs[1]);
+    }
+    let p = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let found: (Methods, Vec<String>) = match segs.as_slice() {
+        ["healthz"] => (&[("GET", health::get)], vec![]),
+        ["v2", "users"] => (&[("POST", users::create)], vec![]),
+        ["v2", "users", id] => (&[("GET", users::show)], p(&[id])),
+        ["v2", "tokens"] => (
+            &[("POST", tokens::create), ("DELETE", tokens::delete)],
+            vec![],
+        ),
+        ["v2", "passwords"] => (
+            &[("POST", passwords::request), ("PUT", passwords::reset)],
+            vec![],
+        ),
+        ["v2", "support_tickets"] => (&[("POST", support_tickets::create)], vec![]),
+        ["v2", "merchants", id] => (&[("GET", merchants::show)], p(&[id])),
+        ["v2", "merchants", id, "locations"] => (&[("GET", merchants::locations)], p(&[id])),
+        ["v2", "merchants", id, "products"] => (&[("GET", merchants::products)], p(&[id])),
+        ["v2", "locations"] => (&[("POST", locations::create)], vec![]),
+        ["v2", "locations", id] => (
+            &[("GET", locations::show), ("PUT", locations::update)],
+            p(&[id]),
+        ),
+        ["v2", "products"] => (&[("POST", products::create)], vec![]),
+        ["v2", "products", id] => (
+            &[("GET", products::show), ("PUT", products::update)],
+            p(&[id]),
+        ),
+        ["v2", "products", id, "locations"] => (&[("GET", products::locations)], p(&[id])),
+        ["v2", "products", id, "product_options"] => (
+            &[
+                ("GET", products::options),
+                ("POST", product_options::create),
+            ],
+            p(&[id]),
+        ),
+        ["v2", "product_options", id] => (
+            &[
+                ("GET", product_options::show),
+                ("PUT", product_options::update),
+            ],
+            p(&[id]),
+        ),
+        _ => return None,
+    };
+    Some(found)
+}
+
+/// Folds the original API's spellings onto ours.
+fn canonical(resource: &str) -> &str {
+    match resource {
+        "user" => "users",
+        "certficates" => "certificates",
+        "claim_code" => "claim_codes",
+        "merchant" => "merchants",
+        "product" => "products",
+        other => other,
+    }
+}
