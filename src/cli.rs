@@ -3,7 +3,7 @@
 
 use crate::config::{KeyCommand, MerchantCommand};
 use crate::db;
-use crate::domain::{catalog, time};
+use crate::domain::{catalog, ledger, money, time};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -86,4 +86,64 @@ pub fn healthcheck(url: &str) -> Result<(), String> {
             answer.lines().next().unwrap_or("no answer")
         ))
     }
+}
+
+fn open_existing(db_path: &Path) -> Result<rusqlite::Connection, String> {
+    if !db_path.exists() {
+        return Err(format!("no database at {}", db_path.display()));
+    }
+    db::open_reader(db_path)
+}
+
+/// `instagift check`: prints a summary per merchant and every discrepancy.
+pub fn check(db_path: &Path) -> Result<(), String> {
+    let conn = open_existing(db_path)?;
+    let report = ledger::check(&conn).map_err(|e| format!("check failed: {e}"))?;
+    println!(
+        "{} certificates, {} ledger rows, {} merchants",
+        report.certificates,
+        report.ledger_rows,
+        report.merchants.len()
+    );
+    for t in &report.merchants {
+        let usd = |c: i64| money::format(c, "USD");
+        println!(
+            "  {} ({}): issued {} + reversed {} = open {} + redeemed {} + cancelled {} + returned {} + expired {}",
+            t.merchant_name,
+            t.merchant_id,
+            usd(t.issued),
+            usd(t.reversed),
+            usd(t.open),
+            usd(t.redeemed),
+            usd(t.cancelled),
+            usd(t.returned),
+            usd(t.expired)
+        );
+    }
+    if report.problems.is_empty() {
+        println!("ok: every certificate matches its ledger and value is conserved");
+        Ok(())
+    } else {
+        for p in &report.problems {
+            println!("PROBLEM: {p}");
+        }
+        Err(format!("{} discrepancies found", report.problems.len()))
+    }
+}
+
+/// `instagift backup FILE`: SQLite's online backup, consistent while the
+/// server writes.
+pub fn backup(db_path: &Path, file: &Path) -> Result<(), String> {
+    if file.exists() {
+        return Err(format!("{} already exists", file.display()));
+    }
+    let conn = open_existing(db_path)?;
+    let mut dest = rusqlite::Connection::open(file).map_err(|e| e.to_string())?;
+    let backup = rusqlite::backup::Backup::new(&conn, &mut dest).map_err(|e| e.to_string())?;
+    backup
+        .run_to_completion(256, Duration::from_millis(5), None)
+        .map_err(|e| format!("backup failed: {e}"))?;
+    drop(backup);
+    println!("backup written to {}", file.display());
+    Ok(())
 }

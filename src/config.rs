@@ -47,6 +47,15 @@ pub enum Command {
     /// Manage merchants and their API keys.
     #[command(subcommand)]
     Merchant(MerchantCommand),
+    /// Verify the database: every certificate against its ledger, every
+    /// merchant's conservation of value, every foreign key. Exit 1 on any
+    /// discrepancy. Safe beside a running server.
+    Check,
+    /// Write a consistent copy of the database to FILE (safe while serving).
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
     /// Ask a running server whether it is healthy (exit 0 if so).
     Healthcheck {
         /// Server URL.

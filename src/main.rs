@@ -34,6 +34,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Serve(serve) => server::run(args.db, serve),
         Command::Merchant(cmd) => cli::merchant(&args.db, &cmd),
+        Command::Check => cli::check(&args.db),
+        Command::Backup { file } => cli::backup(&args.db, &file),
         Command::Healthcheck { url } => cli::healthcheck(&url),
     };
     match result {

@@ -3,7 +3,7 @@
 use crate::api::input::{Fields, SHORT};
 use crate::domain::{ids, password, time, users};
 use crate::error::ApiError;
-use crate::web::{Ctx, Document, Principal, Response};
+use crate::web::{Ctx, Document, Page, Principal, Response};
 use serde_json::{json, Value};
 
 /// Shortest accepted password.
@@ -104,16 +104,31 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     })
 }
 
-/// `GET /v2/users/{id}`: oneself (with email and the presented token).
-/// Merchants see holders of their certificates in the certificates issue.
+/// `GET /v2/users/{id}`: oneself (with email and the presented token), or
+/// for a merchant a holder of its certificates (no email, no token).
 pub fn show(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     match &ctx.principal {
         Principal::User { id, token } if id == params[0] => {
             let user = users::get(ctx.db, id)?.ok_or_else(ApiError::not_found)?;
             Ok(document(vec![render(&user, true, Some(token))]).respond(200))
         }
-        Principal::User { .. } => Err(ApiError::not_found()),
-        Principal::Merchant { .. } => Err(ApiError::not_found()),
+        Principal::Merchant { id, .. } if users::holds(ctx.db, params[0], id)? => {
+            let user = users::get(ctx.db, params[0])?.ok_or_else(ApiError::not_found)?;
+            Ok(document(vec![render(&user, false, None)]).respond(200))
+        }
+        Principal::User { .. } | Principal::Merchant { .. } => Err(ApiError::not_found()),
         Principal::Public => Err(ApiError::unauthorized()),
     }
+}
+
+/// `GET /v2/users` (merchant): the users holding its certificates.
+pub fn index(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
+    let merchant_id = ctx.merchant_id()?;
+    let page = Page::from_request(ctx.req)?;
+    let (rows, total) = users::holders(ctx.db, merchant_id, page.limit(), page.offset())?;
+    Ok(
+        document(rows.iter().map(|u| render(u, false, None)).collect())
+            .meta(page.meta(&ctx.req.path, total, &[]))
+            .respond(200),
+    )
 }

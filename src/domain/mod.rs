@@ -3,11 +3,15 @@
 //! no HTTP types.
 
 pub mod catalog;
+pub mod certificates;
 pub mod claim_code;
+pub mod gifts;
 pub mod ids;
+pub mod ledger;
 pub mod money;
 pub mod outbox;
 pub mod password;
+pub mod redemptions;
 pub mod tickets;
 pub mod time;
 pub mod users;

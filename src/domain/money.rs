@@ -62,6 +62,17 @@ pub fn paid_share(price: i64, face: i64, amount: i64) -> i64 {
     ((price as i128 * amount as i128) / face as i128) as i64
 }
 
+/// An amount for people: `$100`, `$12.50`, `12.50 EUR`.
+pub fn format(cents: i64, currency: &str) -> String {
+    let whole = cents / 100;
+    let frac = cents % 100;
+    match (currency, frac) {
+        ("USD", 0) => format!("${whole}"),
+        ("USD", _) => format!("${whole}.{frac:02}"),
+        (other, _) => format!("{whole}.{frac:02} {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +106,13 @@ mod tests {
             assert!(parse_cents(&bad).is_err(), "{bad} accepted");
         }
         assert!(parse_positive_cents(&json!(0)).is_err());
+    }
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(format(10000, "USD"), "$100");
+        assert_eq!(format(1250, "USD"), "$12.50");
+        assert_eq!(format(5, "EUR"), "0.05 EUR");
     }
 
     #[test]

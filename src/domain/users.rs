@@ -196,3 +196,32 @@ pub fn complete_reset(
     add_token(db, &user_id, new_token_digest)?;
     get(db, &user_id)?.ok_or_else(|| ApiError::internal("user vanished during reset"))
 }
+
+/// A page of the users holding certificates of the merchant, and the total.
+pub fn holders(
+    db: &Connection,
+    merchant_id: &str,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<(Vec<User>, i64)> {
+    let filter = "FROM users WHERE id IN (SELECT user_id FROM certificates WHERE merchant_id = ?1)";
+    let cols = COLUMNS;
+    let rows = db
+        .prepare_cached(&format!(
+            "SELECT {cols} {filter} ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
+        ))?
+        .query_map((merchant_id, limit, offset), from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = db
+        .prepare_cached(&format!("SELECT COUNT(*) {filter}"))?
+        .query_row([merchant_id], |r| r.get(0))?;
+    Ok((rows, total))
+}
+
+/// True when the user holds at least one certificate of the merchant.
+pub fn holds(db: &Connection, user_id: &str, merchant_id: &str) -> rusqlite::Result<bool> {
+    db.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM certificates WHERE user_id = ?1 AND merchant_id = ?2)",
+    )?
+    .query_row((user_id, merchant_id), |r| r.get(0))
+}

@@ -2,8 +2,8 @@
 //! handler. The original API's alias spellings are folded first.
 
 use crate::api::{
-    health, locations, merchants, passwords, product_options, products, support_tickets, tokens,
-    users,
+    certificates, gifts, health, locations, merchants, passwords, product_options, products,
+    redemptions, support_tickets, tokens, users,
 };
 use crate::error::ApiError;
 use crate::web::{Ctx, Response};
@@ -23,8 +23,42 @@ pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
     let p = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let found: (Methods, Vec<String>) = match segs.as_slice() {
         ["healthz"] => (&[("GET", health::get)], vec![]),
-        ["v2", "users"] => (&[("POST", users::create)], vec![]),
+        ["v2", "users"] => (&[("POST", users::create), ("GET", users::index)], vec![]),
         ["v2", "users", id] => (&[("GET", users::show)], p(&[id])),
+        ["v2", "users", id, "certificates"] => (&[("GET", certificates::of_user)], p(&[id])),
+        ["v2", "users", id, "redemptions"] => (&[("GET", redemptions::of_user)], p(&[id])),
+        ["v2", "users", id, "gifts"] => (&[("GET", gifts::of_user)], p(&[id])),
+        ["v2", "users", id, "sent_gifts"] => (&[("GET", gifts::sent_by_user)], p(&[id])),
+        ["v2", "certificates"] => (
+            &[("GET", certificates::index), ("POST", certificates::issue)],
+            vec![],
+        ),
+        ["v2", "certificates", id] => (
+            &[
+                ("GET", certificates::show),
+                ("PUT", certificates::update_or_claim),
+            ],
+            p(&[id]),
+        ),
+        ["v2", "certificates", id, "certificates"] => (&[("POST", certificates::split)], p(&[id])),
+        ["v2", "certificates", id, "redemptions"] => {
+            (&[("POST", redemptions::create_by_id)], p(&[id]))
+        }
+        ["v2", "certificates", id, "gifts"] => (&[("POST", gifts::create)], p(&[id])),
+        ["v2", "certificates", id, "cancellations"] => {
+            (&[("POST", certificates::cancel)], p(&[id]))
+        }
+        ["v2", "certificates", id, "returns"] => (&[("POST", certificates::refund)], p(&[id])),
+        ["v2", "claim_codes", code] => (&[("GET", certificates::by_code)], p(&[code])),
+        ["v2", "claim_codes", code, "redemptions"] => {
+            (&[("POST", redemptions::create_by_code)], p(&[code]))
+        }
+        ["v2", "claim_codes", code, "qrcode"] => (&[("GET", certificates::qrcode)], p(&[code])),
+        ["v2", "redemptions"] => (&[("GET", redemptions::index)], vec![]),
+        ["v2", "redemptions", id] => (&[("GET", redemptions::show)], p(&[id])),
+        ["v2", "redemptions", id, "reversals"] => (&[("POST", redemptions::reverse)], p(&[id])),
+        ["v2", "gifts"] => (&[("GET", gifts::index)], vec![]),
+        ["v2", "gifts", id] => (&[("GET", gifts::show), ("DELETE", gifts::cancel)], p(&[id])),
         ["v2", "tokens"] => (
             &[("POST", tokens::create), ("DELETE", tokens::delete)],
             vec![],
@@ -37,6 +71,10 @@ pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
         ["v2", "merchants", id] => (&[("GET", merchants::show)], p(&[id])),
         ["v2", "merchants", id, "locations"] => (&[("GET", merchants::locations)], p(&[id])),
         ["v2", "merchants", id, "products"] => (&[("GET", merchants::products)], p(&[id])),
+        ["v2", "merchants", id, "certificates"] => {
+            (&[("GET", certificates::of_merchant)], p(&[id]))
+        }
+        ["v2", "merchants", id, "redemptions"] => (&[("GET", redemptions::of_merchant)], p(&[id])),
         ["v2", "locations"] => (&[("POST", locations::create)], vec![]),
         ["v2", "locations", id] => (
             &[("GET", locations::show), ("PUT", locations::update)],

@@ -1,0 +1,585 @@
+//! Certificates: the money core. Issue, look up, split, claim, print,
+//! cancel and return; every change of value goes through `ledger`.
+//! Redemptions and gifts have their own modules.
+
+use crate::domain::catalog;
+use crate::domain::ledger::{self, Kind};
+use crate::domain::{claim_code, gifts, ids, money, time, users};
+use crate::error::ApiError;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row};
+
+/// Statuses in which a certificate still carries open value.
+pub const OPEN: [&str; 3] = ["pending", "assigned", "gifted"];
+/// Every status.
+pub const STATUSES: [&str; 6] = [
+    "pending",
+    "assigned",
+    "gifted",
+    "redeemed",
+    "cancelled",
+    "returned",
+];
+/// Most certificates issued by one request.
+pub const MAX_QUANTITY: i64 = 100;
+
+/// Who is acting: the checks of ownership depend on it.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    User(&'a str),
+    Merchant(&'a str),
+    Operator,
+}
+
+impl Actor<'_> {
+    /// The `source` recorded on redemptions.
+    pub fn source(&self) -> &'static str {
+        match self {
+            Actor::User(_) => "api-v2-user",
+            Actor::Merchant(_) => "api-v2-merchant",
+            Actor::Operator => "admin",
+        }
+    }
+}
+
+/// A certificate with the product and merchant facts it is shown with.
+#[derive(Debug, Clone)]
+pub struct Certificate {
+    pub id: String,
+    pub merchant_id: String,
+    pub product_id: String,
+    pub product_option_id: String,
+    pub user_id: Option<String>,
+    pub parent_id: Option<String>,
+    /// Canonical form (16 characters, no dashes).
+    pub claim_code: String,
+    pub status: String,
+    pub marked_as_printed: bool,
+    pub currency: String,
+    pub face_value_cents: i64,
+    pub price_cents: i64,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub product_type: String,
+    pub product_tagline: String,
+    pub can_split_value: bool,
+    pub is_print_only: bool,
+    pub thumb: Option<String>,
+    pub seller: String,
+    pub time_zone: String,
+}
+
+impl Certificate {
+    /// True while it carries open value (pending, assigned, gifted).
+    pub fn is_open(&self) -> bool {
+        OPEN.contains(&self.status.as_str())
+    }
+
+    /// True once `expires_at` has passed.
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    /// May `actor` see and act on it? Others get 404.
+    pub fn visible_to(&self, actor: Actor) -> bool {
+        match actor {
+            Actor::User(id) => self.user_id.as_deref() == Some(id),
+            Actor::Merchant(id) => self.merchant_id == id,
+            Actor::Operator => true,
+        }
+    }
+
+    /// "$100 Tuscan Kitchen eGift Card".
+    pub fn title(&self) -> String {
+        let amount = money::format(self.face_value_cents, &self.currency);
+        match self.product_type.as_str() {
+            "GiftCertificate" => format!("{amount} {} eGift Card", self.seller),
+            _ => format!("{amount} {} {}", self.seller, self.product_tagline),
+        }
+    }
+}
+
+const SELECT: &str = "SELECT c.id, c.merchant_id, c.product_id, c.product_option_id, c.user_id, c.parent_id,
+    c.claim_code, c.status, c.marked_as_printed, c.currency, c.face_value_cents, c.price_cents, c.expires_at,
+    c.created_at, c.updated_at, p.type, p.tagline, p.can_split_value, p.is_print_only, p.gift_card_image,
+    m.name, m.time_zone
+    FROM certificates c JOIN products p ON p.id = c.product_id JOIN merchants m ON m.id = c.merchant_id";
+
+fn from_row(r: &Row) -> rusqlite::Result<Certificate> {
+    Ok(Certificate {
+        id: r.get(0)?,
+        merchant_id: r.get(1)?,
+        product_id: r.get(2)?,
+        product_option_id: r.get(3)?,
+        user_id: r.get(4)?,
+        parent_id: r.get(5)?,
+        claim_code: r.get(6)?,
+        status: r.get(7)?,
+        marked_as_printed: r.get(8)?,
+        currency: r.get(9)?,
+        face_value_cents: r.get(10)?,
+        price_cents: r.get(11)?,
+        expires_at: r.get(12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+        product_type: r.get(15)?,
+        product_tagline: r.get(16)?,
+        can_split_value: r.get(17)?,
+        is_print_only: r.get(18)?,
+        thumb: r.get(19)?,
+        seller: r.get(20)?,
+        time_zone: r.get(21)?,
+    })
+}
+
+/// The certificate with that id.
+pub fn get(db: &Connection, id: &str) -> rusqlite::Result<Option<Certificate>> {
+    db.prepare_cached(&format!("{SELECT} WHERE c.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+/// The certificate with that id, if `actor` may see it (404 otherwise).
+pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Certificate, ApiError> {
+    get(db, id)?
+        .filter(|c| c.visible_to(actor))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Normalises a typed claim code; a typo is a 400 before any lookup.
+pub fn parse_code(input: &str) -> Result<String, ApiError> {
+    claim_code::normalize(input).ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid claim code",
+            "That claim code is not valid: check it for typos",
+        )
+    })
+}
+
+/// The certificate with that claim code (any input form), if `actor` may
+/// see it.
+pub fn find_by_code(db: &Connection, code: &str, actor: Actor) -> Result<Certificate, ApiError> {
+    let canonical = parse_code(code)?;
+    db.prepare_cached(&format!("{SELECT} WHERE c.claim_code = ?1"))?
+        .query_row([canonical], from_row)
+        .optional()?
+        .filter(|c| c.visible_to(actor))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Filters of a certificate list.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub user_id: Option<String>,
+    pub merchant_id: Option<String>,
+    pub status: Option<String>,
+    pub product_type: Option<String>,
+    /// Only certificates redeemable at this moment.
+    pub available_at: Option<i64>,
+}
+
+/// A page of certificates (newest first) and the total matching.
+pub fn list(
+    db: &Connection,
+    f: &Filter,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<(Vec<Certificate>, i64)> {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut params: Vec<SqlValue> = Vec::new();
+    if let Some(u) = &f.user_id {
+        clauses.push("c.user_id = ?");
+        params.push(SqlValue::Text(u.clone()));
+    }
+    if let Some(m) = &f.merchant_id {
+        clauses.push("c.merchant_id = ?");
+        params.push(SqlValue::Text(m.clone()));
+    }
+    if let Some(s) = &f.status {
+        clauses.push("c.status = ?");
+        params.push(SqlValue::Text(s.clone()));
+    }
+    if let Some(t) = &f.product_type {
+        clauses.push("p.type = ?");
+        params.push(SqlValue::Text(t.clone()));
+    }
+    if let Some(now) = f.available_at {
+        clauses.push("c.status = 'assigned' AND c.face_value_cents > 0 AND (c.expires_at IS NULL OR c.expires_at > ?)");
+        params.push(SqlValue::Integer(now));
+    }
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let total: i64 = db
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM certificates c JOIN products p ON p.id = c.product_id{filter}"
+        ))?
+        .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
+    params.push(SqlValue::Integer(limit));
+    params.push(SqlValue::Integer(offset));
+    let rows = db
+        .prepare_cached(&format!(
+            "{SELECT}{filter} ORDER BY c.created_at DESC, c.rowid DESC LIMIT ? OFFSET ?"
+        ))?
+        .query_map(rusqlite::params_from_iter(params.iter()), from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
+/// What a new certificate row is made of.
+pub struct NewCertificate<'a> {
+    pub merchant_id: &'a str,
+    pub product_id: &'a str,
+    pub product_option_id: &'a str,
+    pub user_id: Option<&'a str>,
+    pub parent_id: Option<&'a str>,
+    pub status: &'a str,
+    pub currency: &'a str,
+    pub face_value_cents: i64,
+    pub price_cents: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// A claim code no certificate has yet.
+pub fn fresh_code(db: &Connection) -> Result<String, ApiError> {
+    for _ in 0..8 {
+        let code = claim_code::generate();
+        let taken: bool = db
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM certificates WHERE claim_code = ?1)")?
+            .query_row([&code], |r| r.get(0))?;
+        if !taken {
+            return Ok(code);
+        }
+    }
+    Err(ApiError::internal("could not find a free claim code"))
+}
+
+/// Inserts a certificate and the ledger row that brings its value in.
+pub fn insert(
+    db: &Connection,
+    c: &NewCertificate,
+    kind: Kind,
+    redemption_id: Option<&str>,
+) -> Result<String, ApiError> {
+    let id = ids::new_id();
+    let code = fresh_code(db)?;
+    let now = time::now();
+    db.prepare_cached(
+        "INSERT INTO certificates (id, merchant_id, product_id, product_option_id, user_id, parent_id, claim_code,
+            status, currency, face_value_cents, price_cents, expires_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+    )?
+    .execute(rusqlite::params![
+        id, c.merchant_id, c.product_id, c.product_option_id, c.user_id, c.parent_id, code, c.status,
+        c.currency, c.face_value_cents, c.price_cents, c.expires_at, now
+    ])?;
+    ledger::append(
+        db,
+        &ledger::Entry {
+            certificate_id: &id,
+            merchant_id: c.merchant_id,
+            kind,
+            face_delta: c.face_value_cents,
+            paid_delta: c.price_cents,
+            redemption_id,
+        },
+    )?;
+    Ok(id)
+}
+
+/// Sets status, owner, value and code of a stored certificate.
+pub fn store(db: &Connection, c: &Certificate) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "UPDATE certificates SET user_id = ?2, status = ?3, face_value_cents = ?4, price_cents = ?5,
+            claim_code = ?6, marked_as_printed = ?7, updated_at = ?8 WHERE id = ?1",
+    )?
+    .execute(rusqlite::params![
+        c.id, c.user_id, c.status, c.face_value_cents, c.price_cents, c.claim_code, c.marked_as_printed, time::now()
+    ])?;
+    Ok(())
+}
+
+/// Re-reads a certificate that must exist.
+pub fn reload(db: &Connection, id: &str) -> Result<Certificate, ApiError> {
+    get(db, id)?.ok_or_else(|| ApiError::internal(format!("certificate {id} vanished")))
+}
+
+/// An issue request from a merchant.
+pub struct IssueRequest {
+    pub product_option_id: String,
+    pub quantity: i64,
+    pub recipient_email: Option<String>,
+    pub price_cents: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// Issues `quantity` certificates of an option of the merchant's. With a
+/// registered recipient they are `assigned` to them; with an unregistered
+/// address `gifted`, with a gift email each; without, `pending`. Inventory
+/// is taken in the same transaction and never goes below zero.
+pub fn issue(
+    db: &Connection,
+    merchant_id: &str,
+    req: &IssueRequest,
+    public_url: &str,
+) -> Result<Vec<Certificate>, ApiError> {
+    let title = "Unable to issue certificate";
+    let option = catalog::product_option(db, &req.product_option_id)?;
+    let product = match &option {
+        Some(o) => catalog::product(db, &o.product_id)?.filter(|p| p.merchant_id == merchant_id),
+        None => None,
+    };
+    let (Some(option), Some(product)) = (option, product) else {
+        return Err(ApiError::invalid(
+            title,
+            "/certificate/product_option_id",
+            "product option not found",
+        ));
+    };
+    if let Some(limit) = option.limit_per_order {
+        if req.quantity > limit {
+            return Err(ApiError::invalid(
+                title,
+                "/certificate/quantity",
+                format!("quantity exceeds the limit per order ({limit})"),
+            ));
+        }
+    }
+    if let Some(count) = option.count {
+        if count < req.quantity {
+            return Err(ApiError::invalid(
+                title,
+                "/certificate/quantity",
+                format!("only {count} left in stock"),
+            ));
+        }
+        db.execute(
+            "UPDATE product_options SET count = count - ?2, updated_at = ?3 WHERE id = ?1 AND count >= ?2",
+            (&option.id, req.quantity, time::now()),
+        )?;
+    }
+    let price = req.price_cents.unwrap_or(option.price_cents);
+    if price > option.face_value_cents {
+        return Err(ApiError::invalid(
+            title,
+            "/certificate/price_cents",
+            "price_cents must not exceed the face value",
+        ));
+    }
+    let recipient = match &req.recipient_email {
+        Some(email) => users::find_login(db, email)?.map(|(u, _)| u),
+        None => None,
+    };
+    let status = match (&req.recipient_email, &recipient) {
+        (_, Some(_)) => "assigned",
+        (Some(_), None) => "gifted",
+        (None, None) => "pending",
+    };
+    let merchant = catalog::merchant(db, merchant_id)?.ok_or_else(ApiError::not_found)?;
+    let mut issued = Vec::new();
+    for _ in 0..req.quantity {
+        let id = insert(
+            db,
+            &NewCertificate {
+                merchant_id,
+                product_id: &product.id,
+                product_option_id: &option.id,
+                user_id: recipient.as_ref().map(|u| u.id.as_str()),
+                parent_id: None,
+                status,
+                currency: &option.currency,
+                face_value_cents: option.face_value_cents,
+                price_cents: price,
+                expires_at: req.expires_at,
+            },
+            Kind::Issue,
+            None,
+        )?;
+        let cert = reload(db, &id)?;
+        if status == "gifted" {
+            let email = req.recipient_email.as_deref().unwrap_or_default();
+            gifts::create(
+                db,
+                &cert,
+                None,
+                &gifts::GiftInput {
+                    sender_name: merchant.name.clone(),
+                    recipient_email: email.to_string(),
+                    ..gifts::GiftInput::default()
+                },
+                public_url,
+            )?;
+        }
+        issued.push(cert);
+    }
+    Ok(issued)
+}
+
+/// Splits `new_face` off an owned, assigned, splittable certificate into a
+/// new child certificate; the price is divided in proportion, the parent
+/// keeping the remainder cent. Returns (original, child).
+pub fn split(
+    db: &Connection,
+    id: &str,
+    user_id: &str,
+    new_face: i64,
+) -> Result<(Certificate, Certificate), ApiError> {
+    let title = "Unable to split certificate";
+    let mut cert = find(db, id, Actor::User(user_id))?;
+    if cert.status != "assigned" {
+        return Err(ApiError::bad_request(
+            title,
+            format!(
+                "Only assigned certificates can be split (this one is {})",
+                cert.status
+            ),
+        ));
+    }
+    if !cert.can_split_value {
+        return Err(ApiError::bad_request(
+            title,
+            "This certificate's value cannot be split",
+        ));
+    }
+    if cert.is_expired(time::now()) {
+        return Err(ApiError::bad_request(title, "This certificate has expired"));
+    }
+    if new_face <= 0 || new_face >= cert.face_value_cents {
+        return Err(ApiError::invalid(
+            title,
+            "/new_face_value_cents",
+            format!(
+                "new_face_value_cents must be more than 0 and less than {}",
+                cert.face_value_cents
+            ),
+        ));
+    }
+    let child_price = money::paid_share(cert.price_cents, cert.face_value_cents, new_face);
+    let owner = cert.user_id.clone();
+    let child_id = move_value(db, &mut cert, new_face, child_price, "assigned", owner)?;
+    store(db, &cert)?;
+    Ok((reload(db, &cert.id)?, reload(db, &child_id)?))
+}
+
+/// Moves `face`/`paid` out of `cert` (in memory; the caller stores it) into
+/// a new child certificate with a new claim code, writing both split rows.
+pub fn move_value(
+    db: &Connection,
+    cert: &mut Certificate,
+    face: i64,
+    paid: i64,
+    status: &str,
+    owner: Option<String>,
+) -> Result<String, ApiError> {
+    let child_id = insert(
+        db,
+        &NewCertificate {
+            merchant_id: &cert.merchant_id,
+            product_id: &cert.product_id,
+            product_option_id: &cert.product_option_id,
+            user_id: owner.as_deref(),
+            parent_id: Some(&cert.id),
+            status,
+            currency: &cert.currency,
+            face_value_cents: face,
+            price_cents: paid,
+            expires_at: cert.expires_at,
+        },
+        Kind::Split,
+        None,
+    )?;
+    ledger::append(
+        db,
+        &ledger::Entry {
+            certificate_id: &cert.id,
+            merchant_id: &cert.merchant_id,
+            kind: Kind::Split,
+            face_delta: -face,
+            paid_delta: -paid,
+            redemption_id: None,
+        },
+    )?;
+    cert.face_value_cents -= face;
+    cert.price_cents -= paid;
+    Ok(child_id)
+}
+
+/// The contract's refusal for a certificate that is not open.
+pub fn refusal(title: &str, status: &str) -> ApiError {
+    let details = match status {
+        "redeemed" => "This item has previously been redeemed",
+        "returned" => "This item has been refunded to the customer",
+        _ => "That item is not available for redemption",
+    };
+    ApiError::bad_request(title, details)
+}
+
+/// Claims a certificate by code for `user_id`: ownership moves, status
+/// becomes `assigned`, an open gift is marked claimed, and the code is
+/// rotated so the previous holder can no longer use it. Claiming one's own
+/// assigned certificate changes nothing.
+pub fn claim(db: &Connection, code: &str, user_id: &str) -> Result<Certificate, ApiError> {
+    let mut cert = find_by_code(db, code, Actor::Operator)?;
+    if !cert.is_open() {
+        return Err(refusal("Unable to claim certificate", &cert.status));
+    }
+    if cert.status == "assigned" && cert.user_id.as_deref() == Some(user_id) {
+        return Ok(cert);
+    }
+    gifts::mark_claimed(db, &cert.id, user_id)?;
+    cert.user_id = Some(user_id.to_string());
+    cert.status = "assigned".into();
+    cert.claim_code = fresh_code(db)?;
+    store(db, &cert)?;
+    reload(db, &cert.id)
+}
+
+/// Sets `marked_as_printed` on an owned certificate.
+pub fn set_printed(
+    db: &Connection,
+    id: &str,
+    user_id: &str,
+    printed: bool,
+) -> Result<Certificate, ApiError> {
+    let mut cert = find(db, id, Actor::User(user_id))?;
+    cert.marked_as_printed = printed;
+    store(db, &cert)?;
+    reload(db, id)
+}
+
+/// Voids (`cancelled`) or refunds (`returned`) an open certificate of the
+/// merchant's; its whole open value leaves through the ledger and any gift
+/// email not yet sent is withdrawn.
+pub fn void(db: &Connection, id: &str, actor: Actor, kind: Kind) -> Result<Certificate, ApiError> {
+    let (title, status) = match kind {
+        Kind::Cancel => ("Unable to cancel certificate", "cancelled"),
+        _ => ("Unable to return certificate", "returned"),
+    };
+    let mut cert = find(db, id, actor)?;
+    if !cert.is_open() {
+        let details = match cert.status.as_str() {
+            "redeemed" => "This item has previously been redeemed",
+            "returned" => "This item has been refunded to the customer",
+            _ => "This item has been cancelled",
+        };
+        return Err(ApiError::bad_request(title, details));
+    }
+    ledger::append(
+        db,
+        &ledger::Entry {
+            certificate_id: &cert.id,
+            merchant_id: &cert.merchant_id,
+            kind,
+            face_delta: -cert.face_value_cents,
+            paid_delta: -cert.price_cents,
+            redemption_id: None,
+        },
+    )?;
+    gifts::withdraw_open(db, &cert.id)?;
+    cert.status = status.into();
+    store(db, &cert)?;
+    reload(db, id)
+}
