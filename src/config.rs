@@ -89,12 +89,14 @@ pub enum MerchantCommand {
 pub enum KeyCommand {
     /// Create an API key; the secret is printed once and never again.
     Create {
-        /// The merchant's id.
+        /// The merchant's id (ids may start with '-').
+        #[arg(allow_hyphen_values = true)]
         merchant_id: String,
     },
     /// Revoke an API key.
     Revoke {
         /// The key (mk_…).
+        #[arg(allow_hyphen_values = true)]
         key: String,
     },
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// How long in-flight requests get to finish on shutdown.
 const DRAIN: Duration = Duration::from_secs(4);
+/// While draining, a worker stops after this long without a request.
+const QUIET: Duration = Duration::from_millis(750);
 
 /// A started server: its address and the means to stop it.
 pub struct Running {
@@ -135,6 +137,16 @@ fn work(http: &tiny_http::Server, app: &App, reader: &rusqlite::Connection, stop
                 }
                 break;
             }
+        }
+    }
+    // Draining: tiny_http queues a request only once its head (and a small
+    // body) has arrived, so a request in flight at the signal may still be
+    // on its way. Answer what arrives until the queue stays quiet.
+    let deadline = Instant::now() + DRAIN - Duration::from_millis(500);
+    while Instant::now() < deadline {
+        match http.recv_timeout(QUIET) {
+            Ok(Some(rq)) => serve_one(app, reader, rq),
+            _ => break,
         }
     }
 }

@@ -154,7 +154,7 @@ fn list(ctx: &Ctx, mut filter: Filter) -> Result<Response, ApiError> {
     let (rows, total) = certificates::list(ctx.db, &filter, page.limit(), page.offset())?;
     let url = &ctx.app.public_url;
     Ok(document(rows.iter().map(|c| render(c, url)).collect())
-        .meta(page.meta(&ctx.req.path, total, &shown))
+        .meta(page.meta(ctx.req, total, &shown))
         .respond(200))
 }
 

@@ -47,7 +47,7 @@ fn list(ctx: &Ctx, who: Actor, sent_only: bool) -> Result<Response, ApiError> {
     let page = Page::from_request(ctx.req)?;
     let (rows, total) = gifts::list(ctx.db, who, sent_only, page.limit(), page.offset())?;
     Ok(document(rows.iter().map(render).collect())
-        .meta(page.meta(&ctx.req.path, total, &[]))
+        .meta(page.meta(ctx.req, total, &[]))
         .respond(200))
 }
 

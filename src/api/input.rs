@@ -151,13 +151,19 @@ impl Fields {
         }
     }
 
-    /// A required email address.
+    /// A required email address; missing or blank is a problem.
     pub fn required_email(&mut self, name: &str) -> String {
-        if self.raw(name).is_none() {
-            self.fail(name, format!("{name} is required"));
-            return String::new();
+        match self.raw(name).and_then(Value::as_str).map(str::trim) {
+            None if self.raw(name).is_none() => {
+                self.fail(name, format!("{name} is required"));
+                String::new()
+            }
+            Some("") => {
+                self.fail(name, format!("{name} can't be blank"));
+                String::new()
+            }
+            _ => self.email(name).unwrap_or_default(),
         }
-        self.email(name).unwrap_or_default()
     }
 
     /// An optional boolean (`true`/`false`, or the strings of them).

@@ -52,7 +52,7 @@ pub fn locations(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let (rows, total) = catalog::merchant_locations(ctx.db, &m.id, page.limit(), page.offset())?;
     Ok(
         locations::document(rows.iter().map(locations::render).collect())
-            .meta(page.meta(&ctx.req.path, total, &[]))
+            .meta(page.meta(ctx.req, total, &[]))
             .respond(200),
     )
 }
@@ -67,6 +67,6 @@ pub fn products(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
         .map(|p| products::render_with_links(ctx.db, p))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(products::document(items)
-        .meta(page.meta(&ctx.req.path, total, &[]))
+        .meta(page.meta(ctx.req, total, &[]))
         .respond(200))
 }

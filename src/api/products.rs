@@ -111,7 +111,7 @@ pub fn locations(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let (rows, total) = catalog::product_locations(ctx.db, &p.id, page.limit(), page.offset())?;
     Ok(
         locations::document(rows.iter().map(locations::render).collect())
-            .meta(page.meta(&ctx.req.path, total, &[]))
+            .meta(page.meta(ctx.req, total, &[]))
             .respond(200),
     )
 }
@@ -123,7 +123,7 @@ pub fn options(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let (rows, total) = catalog::product_options(ctx.db, &p.id, page.limit(), page.offset())?;
     Ok(
         product_options::document(rows.iter().map(product_options::render).collect())
-            .meta(page.meta(&ctx.req.path, total, &[]))
+            .meta(page.meta(ctx.req, total, &[]))
             .respond(200),
     )
 }

@@ -61,7 +61,7 @@ fn list(ctx: &Ctx, who: Actor) -> Result<Response, ApiError> {
     let page = Page::from_request(ctx.req)?;
     let (rows, total) = redemptions::list(ctx.db, who, page.limit(), page.offset())?;
     Ok(document(rows.iter().map(render).collect())
-        .meta(page.meta(&ctx.req.path, total, &[]))
+        .meta(page.meta(ctx.req, total, &[]))
         .respond(200))
 }
 

@@ -128,7 +128,7 @@ pub fn index(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     let (rows, total) = users::holders(ctx.db, merchant_id, page.limit(), page.offset())?;
     Ok(
         document(rows.iter().map(|u| render(u, false, None)).collect())
-            .meta(page.meta(&ctx.req.path, total, &[]))
+            .meta(page.meta(ctx.req, total, &[]))
             .respond(200),
     )
 }

@@ -47,9 +47,10 @@ impl Page {
         (self.page - 1) * self.per_page
     }
 
-    /// The `meta` object for a collection of `total` items at `href`;
+    /// The `meta` object for a collection of `total` items answering `req`;
     /// `filters` are repeated in every page link.
-    pub fn meta(&self, href: &str, total: i64, filters: &[(&str, String)]) -> Value {
+    pub fn meta(&self, req: &Request, total: i64, filters: &[(&str, String)]) -> Value {
+        let href = req.canonical_path();
         let page_count = ((total + self.per_page - 1) / self.per_page).max(1);
         let link = |p: i64| {
             let mut q = format!("?page={p}&per_page={}", self.per_page);

@@ -38,11 +38,7 @@ impl Request {
         Request {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
-            segments: path
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .map(percent_decode)
-                .collect(),
+            segments: canonical_segments(path),
             query: parse_query(query),
             headers: headers
                 .into_iter()
@@ -51,6 +47,12 @@ impl Request {
             body,
             remote_ip,
         }
+    }
+
+    /// The path with the original API's alias spellings folded onto ours
+    /// (`/v2/merchant/x/locations` → `/v2/merchants/x/locations`).
+    pub fn canonical_path(&self) -> String {
+        format!("/{}", self.segments.join("/"))
     }
 
     /// The first header of that (lower-case) name.
@@ -116,6 +118,29 @@ impl Request {
         }
         Ok(value)
     }
+}
+
+/// Decoded path segments, with the resource after `v2` spelled our way.
+fn canonical_segments(path: &str) -> Vec<String> {
+    let mut segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    if segments.len() >= 2 && segments[0] == "v2" {
+        let folded = match segments[1].as_str() {
+            "user" => "users",
+            "certficates" => "certificates",
+            "claim_code" => "claim_codes",
+            "merchant" => "merchants",
+            "product" => "products",
+            _ => "",
+        };
+        if !folded.is_empty() {
+            segments[1] = folded.to_string();
+        }
+    }
+    segments
 }
 
 fn not_json(details: &str) -> ApiError {

@@ -1,5 +1,6 @@
 //! The route table: one match on path segments, giving each method's
-//! handler. The original API's alias spellings are folded first.
+//! handler. The original API's alias spellings are already folded by
+//! `Request::new`.
 
 use crate::api::{
     certificates, gifts, health, locations, merchants, passwords, product_options, products,
@@ -16,10 +17,7 @@ type Methods = &'static [(&'static str, Handler)];
 /// The methods served at `segments`, with the path parameters; None for an
 /// unknown path.
 pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
-    let mut segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    if segs.len() >= 2 && segs[0] == "v2" {
-        segs[1] = canonical(segs[1]);
-    }
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let p = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let found: (Methods, Vec<String>) = match segs.as_slice() {
         ["healthz"] => (&[("GET", health::get)], vec![]),
@@ -103,16 +101,4 @@ pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
         _ => return None,
     };
     Some(found)
-}
-
-/// Folds the original API's spellings onto ours.
-fn canonical(resource: &str) -> &str {
-    match resource {
-        "user" => "users",
-        "certficates" => "certificates",
-        "claim_code" => "claim_codes",
-        "merchant" => "merchants",
-        "product" => "products",
-        other => other,
-    }
 }

@@ -21,7 +21,11 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new() -> TempDir {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("instagift-test-{}-{n}-{}", std::process::id(), rand_suffix()));
+        let dir = std::env::temp_dir().join(format!(
+            "instagift-test-{}-{n}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -34,7 +38,10 @@ impl Drop for TempDir {
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// A running server process.
@@ -138,7 +145,10 @@ impl Server {
     pub fn start_on(dir: TempDir, db: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
         let stderr_log = dir.0.join("stderr.log");
         let mut cmd = Command::new(bin());
-        cmd.arg("--db").arg(&db).args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+        cmd.arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -161,12 +171,27 @@ impl Server {
             .http_status_as_error(false)
             .build()
             .into();
-        Server { base, db, child, stderr_log, agent, _dir: dir }
+        Server {
+            base,
+            db,
+            child,
+            stderr_log,
+            agent,
+            _dir: dir,
+        }
     }
 
     /// Sends a request; `body` is sent as JSON when given.
-    pub fn req(&self, method: &str, path: &str, headers: &[(String, String)], body: Option<&Value>) -> Resp {
-        let mut b = ureq::http::Request::builder().method(method).uri(format!("{}{}", self.base, path));
+    pub fn req(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         for (k, v) in headers {
             b = b.header(k.as_str(), v.as_str());
         }
@@ -191,7 +216,12 @@ impl Server {
             .collect();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, text, body }
+        Resp {
+            status,
+            headers,
+            text,
+            body,
+        }
     }
 
     pub fn get(&self, path: &str, headers: &[(String, String)]) -> Resp {
@@ -212,7 +242,12 @@ impl Server {
 
     /// Runs the binary's CLI against this server's database.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin()).arg("--db").arg(&self.db).args(args).output().expect("run cli")
+        Command::new(bin())
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .output()
+            .expect("run cli")
     }
 
     /// Creates a merchant and an API key with the CLI.
@@ -223,10 +258,18 @@ impl Server {
     /// Creates a merchant in a time zone, with an API key.
     pub fn merchant_in(&self, name: &str, tz: &str) -> Merchant {
         let out = self.cli(&["merchant", "create", "--name", name, "--time-zone", tz]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let out = self.cli(&["merchant", "key", "create", &id]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let field = |name: &str| {
             text.lines()
@@ -235,7 +278,11 @@ impl Server {
                 .trim()
                 .to_string()
         };
-        Merchant { id, key: field("key:"), secret: field("secret:") }
+        Merchant {
+            id,
+            key: field("key:"),
+            secret: field("secret:"),
+        }
     }
 
     /// Signs up a user and returns it with its token.
@@ -285,7 +332,11 @@ pub struct Shop {
 pub fn shop(s: &Server, name: &str, can_split_value: bool) -> Shop {
     let merchant = s.merchant(name);
     let h = merchant.headers();
-    let r = s.post("/v2/locations", &h, json!({"location": {"name": name, "address1": "1 Main St", "city": "Boston"}}));
+    let r = s.post(
+        "/v2/locations",
+        &h,
+        json!({"location": {"name": name, "address1": "1 Main St", "city": "Boston"}}),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     let location_id = r.first("locations")["id"].as_str().unwrap().to_string();
     let r = s.post(
@@ -302,6 +353,14 @@ pub fn shop(s: &Server, name: &str, can_split_value: bool) -> Shop {
         json!({"product_option": {"face_value_cents": 10000, "price_cents": 5000}}),
     );
     assert_eq!(r.status, 201, "{}", r.text);
-    let option_id = r.first("product_options")["id"].as_str().unwrap().to_string();
-    Shop { merchant, location_id, product_id, option_id }
+    let option_id = r.first("product_options")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Shop {
+        merchant,
+        location_id,
+        product_id,
+        option_id,
+    }
 }
