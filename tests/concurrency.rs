@@ -1,0 +1,151 @@
+//! Concurrent redemptions: the single writer serialises them, so a
+//! certificate is never spent twice and no cent is created or lost.
+
+mod common;
+
+use common::{Resp, Server};
+use serde_json::json;
+use std::sync::Barrier;
+
+const THREADS: usize = 32;
+
+fn check_passes(s: &Server) {
+    let out = s.cli(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn only_one_full_redemption_wins() {
+    let s = Server::start();
+    let shop = common::shop(&s, "Shop", true);
+    let h = shop.merchant.headers();
+    let r = s.post(
+        "/v2/certificates",
+        &h,
+        json!({"certificate": {"product_option_id": shop.option_id}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let code = r.first("certificates")["claim_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let barrier = Barrier::new(THREADS);
+    let answers: Vec<Resp> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    s.post(
+                        &format!("/v2/claim_codes/{code}/redemptions"),
+                        &h,
+                        json!({}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<&Resp> = answers.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(won.len(), 1, "exactly one redemption must succeed");
+    assert_eq!(won[0].first("redemptions")["amount_cents"], 10000);
+    for r in answers.iter().filter(|r| r.status != 201) {
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(r.error_details(), "This item has previously been redeemed");
+    }
+    let count: i64 = s
+        .sql()
+        .query_row("SELECT COUNT(*) FROM redemptions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+    check_passes(&s);
+}
+
+/// 32 tills each try to take 100 cents from one 1000-cent balance. Each
+/// partial redemption moves the rest to a new balance certificate, so a
+/// till that loses the race looks up the current balance and tries again:
+/// exactly ten succeed and the balance ends at zero.
+#[test]
+fn ten_of_thirty_two_small_redemptions_fit() {
+    let s = Server::start();
+    let shop = common::shop(&s, "Shop", true);
+    let h = shop.merchant.headers();
+    let r = s.post(
+        &format!("/v2/products/{}/product_options", shop.product_id),
+        &h,
+        json!({"product_option": {"face_value_cents": 1000, "price_cents": 700}}),
+    );
+    let option = r.first("product_options")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ann = s.user("ann@example.com");
+    let r = s.post(
+        "/v2/certificates",
+        &h,
+        json!({"certificate": {"product_option_id": option, "recipient_email": ann.email}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let barrier = Barrier::new(THREADS);
+    let results: Vec<Option<Resp>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    for _ in 0..200 {
+                        let open = s.get("/v2/certificates?status=assigned", &h);
+                        let Some(cert) = open.body["certificates"]
+                            .as_array()
+                            .and_then(|a| a.first())
+                            .cloned()
+                        else {
+                            return None;
+                        };
+                        let id = cert["id"].as_str().unwrap();
+                        let r = s.post(
+                            &format!("/v2/certificates/{id}/redemptions"),
+                            &h,
+                            json!({"amount_to_redeem_cents": 100}),
+                        );
+                        match r.status {
+                            201 => return Some(r),
+                            400 => continue,
+                            other => panic!("unexpected {other}: {}", r.text),
+                        }
+                    }
+                    panic!("no progress after 200 attempts");
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<Resp> = results.into_iter().flatten().collect();
+    assert_eq!(won.len(), 10);
+    let paid: i64 = won
+        .iter()
+        .map(|r| {
+            r.first("redemptions")["amount_paid_cents"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    let amount: i64 = won
+        .iter()
+        .map(|r| r.first("redemptions")["amount_cents"].as_i64().unwrap())
+        .sum();
+    assert_eq!(amount, 1000);
+    assert_eq!(paid, 700, "the paid shares sum exactly to the price");
+    let open: i64 = s
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM certificates WHERE status IN ('pending','assigned','gifted')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 0);
+    check_passes(&s);
+}
