@@ -97,13 +97,10 @@ fn ten_of_thirty_two_small_redemptions_fit() {
                     barrier.wait();
                     for _ in 0..200 {
                         let open = s.get("/v2/certificates?status=assigned", &h);
-                        let Some(cert) = open.body["certificates"]
+                        let cert = open.body["certificates"]
                             .as_array()
                             .and_then(|a| a.first())
-                            .cloned()
-                        else {
-                            return None;
-                        };
+                            .cloned()?;
                         let id = cert["id"].as_str().unwrap();
                         let r = s.post(
                             &format!("/v2/certificates/{id}/redemptions"),
