@@ -37,6 +37,32 @@ pub struct ServeArgs {
     /// (default: http:// plus the listen address).
     #[arg(long, env = "INSTAGIFT_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// SMTP server for outgoing mail: smtp://[user:pass@]host[:port] (STARTTLS
+    /// when offered; add ?tls=required to insist, ?tls=none for a local
+    /// relay) or smtps://… (implicit TLS). Without it, mail waits in the outbox.
+    #[arg(long, env = "INSTAGIFT_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// The From address of outgoing mail.
+    #[arg(
+        long,
+        env = "INSTAGIFT_MAIL_FROM",
+        default_value = "Instagift <instagift@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Seconds to wait after a failed delivery; doubled after each failure.
+    #[arg(long, env = "INSTAGIFT_MAIL_RETRY_SECS", default_value_t = 30)]
+    pub mail_retry_secs: u64,
+
+    /// Delivery attempts before a message is marked failed.
+    #[arg(long, env = "INSTAGIFT_MAIL_MAX_ATTEMPTS", default_value_t = 10)]
+    pub mail_max_attempts: i64,
+
+    /// How often, in milliseconds, the mail worker looks for due messages.
+    #[arg(long, env = "INSTAGIFT_MAIL_POLL_MS", default_value_t = 1000)]
+    pub mail_poll_ms: u64,
 }
 
 /// What to do.

@@ -12,5 +12,6 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod log;
+pub mod mail;
 pub mod server;
 pub mod web;

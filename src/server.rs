@@ -5,6 +5,7 @@ use crate::config::ServeArgs;
 use crate::db::{self, Writer};
 use crate::domain::claim_code;
 use crate::error::ApiError;
+use crate::mail::{self, MailConfig};
 use crate::web::{self, request::MAX_BODY, App, Request, Response};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub struct Running {
     stopping: Arc<AtomicBool>,
     workers: usize,
     done: mpsc::Receiver<()>,
+    mail: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Opens the database, binds the listener and starts the workers.
@@ -45,7 +47,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
         .trim_end_matches('/')
         .to_string();
     let app = Arc::new(App {
-        writer: Writer::start(conn),
+        writer: Arc::new(Writer::start(conn)),
         public_url,
     });
     let http = Arc::new(http);
@@ -70,6 +72,27 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
             })
             .map_err(|e| e.to_string())?;
     }
+    let mail = match &args.smtp_url {
+        Some(url) => {
+            let cfg = MailConfig {
+                smtp_url: url.clone(),
+                from: args.mail_from.clone(),
+                retry_base: Duration::from_secs(args.mail_retry_secs),
+                max_attempts: args.mail_max_attempts.max(1),
+                poll: Duration::from_millis(args.mail_poll_ms.max(10)),
+            };
+            Some(mail::start(
+                db_path,
+                app.writer.clone(),
+                cfg,
+                stopping.clone(),
+            )?)
+        }
+        None => {
+            crate::log::info("mail: no --smtp-url; messages wait in the outbox");
+            None
+        }
+    };
     crate::log::info(&format!(
         "instagift {} listening on http://{addr} (database {}, schema v{schema}, {workers} workers)",
         env!("CARGO_PKG_VERSION"),
@@ -82,6 +105,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
         stopping,
         workers,
         done,
+        mail,
     })
 }
 
@@ -99,6 +123,15 @@ impl Running {
             if self.done.recv_timeout(left).is_err() {
                 crate::log::warn("shutdown: some requests did not finish in time");
                 break;
+            }
+        }
+        if let Some(mail) = self.mail {
+            // The worker stops between messages. A send still in progress
+            // after the wait is abandoned: its row stays queued and is sent
+            // again after the restart (at least once).
+            let until = Instant::now() + Duration::from_secs(2);
+            while !mail.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
             }
         }
         self.app.writer.shutdown();

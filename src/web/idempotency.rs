@@ -40,6 +40,30 @@ impl Key {
         }))
     }
 
+    /// The stored answer to this key, if any: a replay when the request is
+    /// the same, 409 when it differs. Expired records are ignored.
+    pub fn replay(&self, conn: &Connection) -> Result<Option<Response>, ApiError> {
+        let stored: Option<(String, u16, Vec<u8>)> = conn
+            .prepare_cached(
+                "SELECT request_hash, status, body FROM idempotency
+                 WHERE principal = ?1 AND key = ?2 AND created_at > ?3",
+            )?
+            .query_row((&self.scope, &self.key, time::now() - TTL_SECS), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        match stored {
+            None => Ok(None),
+            Some((hash, _, _)) if hash != self.hash => Err(ApiError::conflict(
+                "This Idempotency-Key was already used with a different request",
+            )),
+            Some((_, status, body)) => Ok(Some(
+                Response::bytes(status, crate::web::response::JSON, body)
+                    .with_header("Idempotent-Replayed", "true"),
+            )),
+        }
+    }
+
     /// Runs `f` once per key: replays a stored answer, refuses a mismatch,
     /// or runs `f` and stores its answer (errors included, 5xx excepted,
     /// whose work is rolled back and may be retried).
@@ -47,27 +71,14 @@ impl Key {
     where
         F: FnOnce(&Connection) -> Result<Response, ApiError>,
     {
+        if let Some(replayed) = self.replay(conn)? {
+            return Ok(replayed);
+        }
         let now = time::now();
         conn.execute(
-            "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2 AND created_at <= ?3",
-            (&self.scope, &self.key, now - TTL_SECS),
+            "DELETE FROM idempotency WHERE principal = ?1 AND key = ?2",
+            (&self.scope, &self.key),
         )?;
-        let stored: Option<(String, u16, Vec<u8>)> = conn
-            .query_row(
-                "SELECT request_hash, status, body FROM idempotency WHERE principal = ?1 AND key = ?2",
-                (&self.scope, &self.key),
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        if let Some((hash, status, body)) = stored {
-            if hash != self.hash {
-                return Err(ApiError::conflict(
-                    "This Idempotency-Key was already used with a different request",
-                ));
-            }
-            return Ok(Response::bytes(status, crate::web::response::JSON, body)
-                .with_header("Idempotent-Replayed", "true"));
-        }
         conn.execute_batch("SAVEPOINT idem")?;
         let response = match f(conn) {
             Ok(r) => {

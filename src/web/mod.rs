@@ -18,10 +18,11 @@ use crate::db::Writer;
 use crate::error::ApiError;
 use rusqlite::Connection;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// What every handler can reach: the writer and the settings.
 pub struct App {
-    pub writer: Writer,
+    pub writer: Arc<Writer>,
     /// The public base URL used in emails and QR links.
     pub public_url: String,
 }
@@ -126,6 +127,13 @@ fn dispatch(app: &App, db: &Connection, req: &Request) -> Result<Response, ApiEr
         .with_header("Allow", allow.join(", ")));
     };
     let principal = auth::authenticate(db, req)?;
+    // A repeat of a keyed request is answered before the handler looks at
+    // it, so checks that depend on the clock cannot change the answer.
+    if let Some(key) = idempotency::Key::from_request(req, &principal)? {
+        if let Some(replayed) = key.replay(db)? {
+            return Ok(replayed);
+        }
+    }
     let ctx = Ctx {
         app,
         db,
