@@ -18,8 +18,8 @@ pub fn merchant(db_path: &Path, cmd: &MerchantCommand) -> Result<(), String> {
             url,
             time_zone,
         } => {
-            if name.trim().is_empty() {
-                return Err("--name must not be empty".into());
+            if name.trim().is_empty() || name.chars().any(char::is_control) {
+                return Err("--name must be a non-empty single line".into());
             }
             if !time::is_time_zone(time_zone) {
                 return Err(format!(

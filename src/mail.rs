@@ -265,7 +265,9 @@ fn deliver(smtp: &SmtpTransport, from: &Mailbox, writer: &Writer, cfg: &MailConf
             let give_up = why.starts_with("permanent")
                 || why.starts_with("bad recipient")
                 || failures >= cfg.max_attempts;
-            let next = now + backoff(cfg.retry_base, failures);
+            // Times are whole seconds: one more keeps the wait from being
+            // shorter than the backoff.
+            let next = now + backoff(cfg.retry_base, failures) + 1;
             crate::log::warn(&format!(
                 "mail: {id} failed ({why}); {}",
                 if give_up {

@@ -51,7 +51,7 @@ pub struct Server {
     pub child: Child,
     pub stderr_log: PathBuf,
     agent: ureq::Agent,
-    _dir: TempDir,
+    dir: Option<TempDir>,
 }
 
 /// A merchant with API credentials.
@@ -177,8 +177,22 @@ impl Server {
             child,
             stderr_log,
             agent,
-            _dir: dir,
+            dir: Some(dir),
         }
+    }
+
+    /// Stops the server with SIGINT (a clean shutdown) and starts it again on
+    /// the same database with `args`.
+    pub fn restart(mut self, args: &[&str]) -> Server {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "server exited with {exit}");
+        let dir = self.dir.take().unwrap();
+        Server::start_on(dir, self.db.clone(), args, &[])
     }
 
     /// Sends a request; `body` is sent as JSON when given.
