@@ -230,3 +230,28 @@ CREATE TABLE idempotency (
     created_at   INTEGER NOT NULL,
     PRIMARY KEY (principal, key)
 ) WITHOUT ROWID;
+
+-- The operator of the admin page: a single row. The password is set by
+-- `instagift admin set-password`, or generated and printed on first start.
+CREATE TABLE operator (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    password_hash TEXT NOT NULL,             -- Argon2id PHC string
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+
+-- Admin page sessions: the cookie's token is stored only as its digest.
+CREATE TABLE admin_sessions (
+    digest     TEXT PRIMARY KEY,             -- SHA-256 hex of the session token
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX admin_sessions_expiry ON admin_sessions(expires_at);
+
+-- Failed operator logins per client IP, for throttling password guessing.
+CREATE TABLE admin_login_failures (
+    ip              TEXT PRIMARY KEY,
+    failures        INTEGER NOT NULL,
+    blocked_until   INTEGER NOT NULL,        -- Unix second; 0 when not blocked
+    last_failure_at INTEGER NOT NULL
+) WITHOUT ROWID;

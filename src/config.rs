@@ -73,6 +73,9 @@ pub enum Command {
     /// Manage merchants and their API keys.
     #[command(subcommand)]
     Merchant(MerchantCommand),
+    /// Manage the operator account of the admin page.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Verify the database: every certificate against its ledger, every
     /// merchant's conservation of value, every foreign key. Exit 1 on any
     /// discrepancy. Safe beside a running server.
@@ -88,6 +91,15 @@ pub enum Command {
         #[arg(long, env = "INSTAGIFT_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+}
+
+/// `instagift admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Set the operator password of the admin page: prompts on a terminal,
+    /// otherwise reads one line from standard input. Logs out every admin
+    /// session.
+    SetPassword,
 }
 
 /// `instagift merchant …`

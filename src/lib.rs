@@ -5,6 +5,7 @@
 //! `domain` (money, statuses, claim codes, SQL) → `db` (connections, the
 //! single writer thread). Business rules never see an HTTP type.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;

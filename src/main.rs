@@ -3,7 +3,7 @@
 
 use clap::{CommandFactory, Parser};
 use instagift::config::{Cli, Command};
-use instagift::{cli, log, server};
+use instagift::{admin, cli, log, server};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Serve(serve) => server::run(args.db, serve),
         Command::Merchant(cmd) => cli::merchant(&args.db, &cmd),
+        Command::Admin(cmd) => admin::cli::run(&args.db, &cmd),
         Command::Check => cli::check(&args.db),
         Command::Backup { file } => cli::backup(&args.db, &file),
         Command::Healthcheck { url } => cli::healthcheck(&url),

@@ -27,6 +27,8 @@ pub struct Running {
     stopping: Arc<AtomicBool>,
     workers: usize,
     done: mpsc::Receiver<()>,
+    /// The operator password generated on this first start, to print once.
+    pub admin_password: Option<String>,
     mail: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -34,6 +36,7 @@ pub struct Running {
 pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     let conn = db::open_writer(db_path)?;
     let schema = db::schema_version(&conn);
+    let admin_password = crate::admin::ensure_operator(&conn)?;
     let http = tiny_http::Server::http(&args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = http
@@ -106,6 +109,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
         workers,
         done,
         mail,
+        admin_password,
     })
 }
 
@@ -152,6 +156,13 @@ pub fn run(db_path: PathBuf, args: ServeArgs) -> Result<(), String> {
         println!(
             "(only this machine can connect; use --listen 0.0.0.0:{} to open it to the LAN)",
             running.addr.port()
+        );
+    }
+    if let Some(password) = &running.admin_password {
+        println!(
+            "admin page: http://{}/admin/ with the operator password {password} \
+             (shown only now; change it with `instagift admin set-password`)",
+            running.addr
         );
     }
     let _ = signal_rx.recv();

@@ -35,7 +35,8 @@ pub fn document(items: Vec<Value>) -> Document {
         .link("locations.merchant", "/v2/merchants/{locations.merchant}")
 }
 
-fn parse(mut f: Fields, merchant_id: &str, id: &str) -> Result<Location, ApiError> {
+/// Reads and validates a location's fields (`address1` and `city` required).
+pub fn parse(mut f: Fields, merchant_id: &str, id: &str) -> Result<Location, ApiError> {
     let loc = Location {
         id: id.to_string(),
         merchant_id: merchant_id.to_string(),

@@ -34,7 +34,8 @@ pub fn document(items: Vec<Value>) -> Document {
     )
 }
 
-fn parse(mut f: Fields, product_id: &str, id: &str) -> Result<ProductOption, ApiError> {
+/// Reads and validates an option's fields (price at most the face value).
+pub fn parse(mut f: Fields, product_id: &str, id: &str) -> Result<ProductOption, ApiError> {
     let face = f.required_positive_cents("face_value_cents");
     let price = match f.raw("price_cents") {
         None => {

@@ -59,7 +59,8 @@ pub fn document(items: Vec<Value>) -> Document {
         )
 }
 
-fn parse(
+/// Reads and validates a product's fields and its redemption location ids.
+pub fn parse(
     mut f: Fields,
     merchant_id: &str,
     id: &str,

@@ -20,6 +20,7 @@ pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let p = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let found: (Methods, Vec<String>) = match segs.as_slice() {
+        ["admin", rest @ ..] => (crate::admin::METHODS, p(rest)),
         ["healthz"] => (&[("GET", health::get)], vec![]),
         ["v2", "users"] => (&[("POST", users::create), ("GET", users::index)], vec![]),
         ["v2", "users", id] => (&[("GET", users::show)], p(&[id])),
