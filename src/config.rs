@@ -63,6 +63,27 @@ pub struct ServeArgs {
     /// How often, in milliseconds, the mail worker looks for due messages.
     #[arg(long, env = "INSTAGIFT_MAIL_POLL_MS", default_value_t = 1000)]
     pub mail_poll_ms: u64,
+
+    /// Enforce rate limits (`false` switches every budget off).
+    #[arg(long, env = "INSTAGIFT_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limits: bool,
+
+    /// Requests per minute for each merchant API caller (0 = unlimited).
+    #[arg(long, env = "INSTAGIFT_RATE_LIMIT_MERCHANT", default_value_t = 1200)]
+    pub rate_limit_merchant: u32,
+
+    /// Requests per minute for each user (0 = unlimited).
+    #[arg(long, env = "INSTAGIFT_RATE_LIMIT_USER", default_value_t = 300)]
+    pub rate_limit_user: u32,
+
+    /// Requests per minute for each client IP without credentials (0 = unlimited).
+    #[arg(long, env = "INSTAGIFT_RATE_LIMIT_IP", default_value_t = 600)]
+    pub rate_limit_ip: u32,
+
+    /// Seconds a connection may stay idle, or take between two reads,
+    /// before it is closed.
+    #[arg(long, env = "INSTAGIFT_CLIENT_TIMEOUT_SECS", default_value_t = 10)]
+    pub client_timeout_secs: u64,
 }
 
 /// What to do.

@@ -6,6 +6,7 @@ use crate::db::{self, Writer};
 use crate::domain::claim_code;
 use crate::error::ApiError;
 use crate::mail::{self, MailConfig};
+use crate::web::ratelimit::{Budgets, Limiter};
 use crate::web::{self, request::MAX_BODY, App, Request, Response};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// How long in-flight requests get to finish on shutdown.
 const DRAIN: Duration = Duration::from_secs(4);
+/// Longest time a worker waits for one request body to arrive.
+const BODY_DEADLINE: Duration = Duration::from_secs(15);
 /// While draining, a worker stops after this long without a request.
 const QUIET: Duration = Duration::from_millis(750);
 
@@ -25,6 +28,8 @@ pub struct Running {
     http: Arc<tiny_http::Server>,
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
+    /// Set when the listener died; the process should exit and be restarted.
+    failed: Arc<AtomicBool>,
     workers: usize,
     done: mpsc::Receiver<()>,
     /// The operator password generated on this first start, to print once.
@@ -37,8 +42,8 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     let conn = db::open_writer(db_path)?;
     let schema = db::schema_version(&conn);
     let admin_password = crate::admin::ensure_operator(&conn)?;
-    let http = tiny_http::Server::http(&args.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let timeout = Duration::from_secs(args.client_timeout_secs.max(1));
+    let http = listen(&args.listen, timeout)?;
     let addr = http
         .server_addr()
         .to_ip()
@@ -52,6 +57,14 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     let app = Arc::new(App {
         writer: Arc::new(Writer::start(conn)),
         public_url,
+        limiter: Limiter::new(Budgets {
+            enabled: args.rate_limits,
+            ..Budgets::defaults(
+                args.rate_limit_merchant,
+                args.rate_limit_user,
+                args.rate_limit_ip,
+            )
+        }),
     });
     let http = Arc::new(http);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -62,19 +75,26 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
             .max(4),
         n => n,
     };
+    let failed = Arc::new(AtomicBool::new(false));
     let (done_tx, done) = mpsc::channel();
     for i in 0..workers {
         let reader = db::open_reader(db_path)?;
-        let (http, app, stopping, done_tx) =
-            (http.clone(), app.clone(), stopping.clone(), done_tx.clone());
+        let (http, app, stopping, failed, done_tx) = (
+            http.clone(),
+            app.clone(),
+            stopping.clone(),
+            failed.clone(),
+            done_tx.clone(),
+        );
         std::thread::Builder::new()
             .name(format!("worker-{i}"))
             .spawn(move || {
-                work(&http, &app, &reader, &stopping);
+                work(&http, &app, &reader, &stopping, &failed);
                 let _ = done_tx.send(());
             })
             .map_err(|e| e.to_string())?;
     }
+    tick(addr, timeout / 2, stopping.clone())?;
     let mail = match &args.smtp_url {
         Some(url) => {
             let cfg = MailConfig {
@@ -106,6 +126,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
         http,
         app,
         stopping,
+        failed,
         workers,
         done,
         mail,
@@ -143,6 +164,54 @@ impl Running {
     }
 }
 
+/// Binds the listener. Its read and write timeouts are inherited by every
+/// accepted connection (Linux copies them at accept), so an idle or stalled
+/// client is disconnected after `timeout` instead of holding a thread.
+fn listen(addr: &str, timeout: Duration) -> Result<tiny_http::Server, String> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let socket = socket2::SockRef::from(&listener);
+    socket
+        .set_read_timeout(Some(timeout))
+        .and_then(|_| socket.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+    tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// Connects to our own listener every `period`. The listener's socket
+/// timeout (see `listen`) also bounds `accept`, and tiny_http's accept loop
+/// ends at the first accept error; a connection at least every half timeout
+/// keeps `accept` from ever timing out. The connection is closed at once
+/// and tiny_http drops it without a request.
+fn tick(
+    addr: std::net::SocketAddr,
+    period: Duration,
+    stopping: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    std::thread::Builder::new()
+        .name("accept-ticker".into())
+        .spawn(move || {
+            while !stopping.load(Ordering::SeqCst) {
+                let _ = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1));
+                let mut slept = Duration::ZERO;
+                while slept < period && !stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    slept += Duration::from_millis(100);
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(db_path: PathBuf, args: ServeArgs) -> Result<(), String> {
     let (signal_tx, signal_rx) = mpsc::channel();
@@ -165,19 +234,39 @@ pub fn run(db_path: PathBuf, args: ServeArgs) -> Result<(), String> {
             running.addr
         );
     }
-    let _ = signal_rx.recv();
+    loop {
+        match signal_rx.recv_timeout(Duration::from_millis(250)) {
+            Err(mpsc::RecvTimeoutError::Timeout) if !running.failed.load(Ordering::SeqCst) => {
+                continue
+            }
+            _ => break,
+        }
+    }
+    let failed = running.failed.load(Ordering::SeqCst);
     crate::log::info("shutting down");
     running.shutdown();
+    if failed {
+        return Err("the listener failed; exiting so a supervisor can restart the server".into());
+    }
     Ok(())
 }
 
-fn work(http: &tiny_http::Server, app: &App, reader: &rusqlite::Connection, stopping: &AtomicBool) {
+fn work(
+    http: &tiny_http::Server,
+    app: &App,
+    reader: &rusqlite::Connection,
+    stopping: &AtomicBool,
+    failed: &AtomicBool,
+) {
     while !stopping.load(Ordering::SeqCst) {
         match http.recv() {
             Ok(rq) => serve_one(app, reader, rq),
             Err(e) => {
                 if !stopping.load(Ordering::SeqCst) {
-                    crate::log::warn(&format!("accept failed: {e}"));
+                    // tiny_http's accept loop has ended: nothing more will
+                    // arrive. Fail loudly rather than linger deaf.
+                    crate::log::error(&format!("listener failed: {e}"));
+                    failed.store(true, Ordering::SeqCst);
                 }
                 break;
             }
@@ -243,16 +332,25 @@ fn read_body(rq: &mut tiny_http::Request) -> Result<Vec<u8>, ApiError> {
     if rq.body_length().is_some_and(|n| n > MAX_BODY) {
         return Err(too_large());
     }
+    let unreadable = |why: String| ApiError::bad_request("Invalid request", why);
+    // Read in chunks against a deadline: the socket timeout bounds each
+    // read, this bounds a client trickling a byte at a time.
+    let deadline = Instant::now() + BODY_DEADLINE;
     let mut body = Vec::new();
-    rq.as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            ApiError::bad_request(
-                "Invalid request",
-                format!("Could not read the request body: {e}"),
-            )
-        })?;
+    let mut reader = rq.as_reader().take(MAX_BODY as u64 + 1);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = reader
+            .read(&mut chunk)
+            .map_err(|e| unreadable(format!("Could not read the request body: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+        if Instant::now() > deadline {
+            return Err(unreadable("The request body arrived too slowly".into()));
+        }
+    }
     if body.len() > MAX_BODY {
         return Err(too_large());
     }

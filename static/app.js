@@ -772,7 +772,6 @@
             h('h2', {}, 'Issued ' + issued.length + (issued.length === 1 ? ' certificate' : ' certificates')),
             h('div', { class: 'actions' }, h('a', { class: 'button', id: 'issue-print', href: href('print', [issued.map((c) => c.id).join(',')]) }, 'Print ' + (issued.length === 1 ? 'it' : 'them'))),
             certificateTable(issued));
-          merchantCache = null;
         }, { id: 'issue-form' })),
     result);
   }

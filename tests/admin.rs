@@ -120,6 +120,12 @@ fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
+/// The `total_count` of a 200 list answer.
+fn total(r: Resp) -> i64 {
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["meta"]["total_count"].as_i64().unwrap()
+}
+
 fn check_passes(s: &Server) {
     let out = s.cli(&["check"]);
     assert!(
@@ -986,19 +992,8 @@ fn certificate_detail_with_ledger_cancel_return_reverse() {
         200,
     );
     assert_eq!(r.body["meta"]["total_count"], 1);
-    assert_eq!(a.get("/redemptions?merchant_id=other").unwrap_total(), 0);
+    assert_eq!(total(a.get("/redemptions?merchant_id=other")), 0);
     check_passes(&s);
-}
-
-trait Total {
-    fn unwrap_total(self) -> i64;
-}
-
-impl Total for Resp {
-    fn unwrap_total(self) -> i64 {
-        assert_eq!(self.status, 200, "{}", self.text);
-        self.body["meta"]["total_count"].as_i64().unwrap()
-    }
 }
 
 #[test]
@@ -1021,8 +1016,8 @@ fn users_tickets_and_the_outbox() {
     assert_eq!(u["email"], "ann@example.com");
     assert_eq!(u["certificates_count"], 0);
     assert!(u.get("authentication_token").is_none());
-    assert_eq!(a.get("/users").unwrap_total(), 2);
-    assert_eq!(a.get("/users?q=%25").unwrap_total(), 0, "LIKE is escaped");
+    assert_eq!(total(a.get("/users")), 2);
+    assert_eq!(total(a.get("/users?q=%25")), 0, "LIKE is escaped");
 
     // Tickets: open ones, close, reopen.
     let r = a.ok(a.get("/support_tickets?status=open"), 200);
@@ -1043,8 +1038,8 @@ fn users_tickets_and_the_outbox() {
         200,
     );
     assert_eq!(r.first("support_tickets")["status"], "closed");
-    assert_eq!(a.get("/support_tickets?status=open").unwrap_total(), 0);
-    assert_eq!(a.get("/support_tickets?status=closed").unwrap_total(), 1);
+    assert_eq!(total(a.get("/support_tickets?status=open")), 0);
+    assert_eq!(total(a.get("/support_tickets?status=closed")), 1);
     assert_eq!(
         a.put("/support_tickets/nope", json!({"status": "closed"}))
             .status,

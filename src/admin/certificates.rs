@@ -22,17 +22,21 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// Users' emails by id, each read once per request.
-type Emails = HashMap<String, Option<String>>;
+pub(super) type Emails = HashMap<String, Option<String>>;
 
-/// The certificate owner's email, or null.
-fn owner_email(db: &Connection, c: &Certificate, emails: &mut Emails) -> Result<Value, ApiError> {
+/// The email of the certificate's owner, if it has one.
+pub(super) fn owner_email(
+    db: &Connection,
+    c: &Certificate,
+    emails: &mut Emails,
+) -> Result<Option<String>, ApiError> {
     let Some(id) = &c.user_id else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     if !emails.contains_key(id) {
         emails.insert(id.clone(), users::get(db, id)?.map(|u| u.email));
     }
-    Ok(json!(emails.get(id).cloned().flatten()))
+    Ok(emails.get(id).cloned().flatten())
 }
 
 /// A certificate as JSON with its owner's email (the operator may see it).
@@ -43,7 +47,7 @@ fn render_with_owner(
     emails: &mut Emails,
 ) -> Result<Value, ApiError> {
     let mut v = render(c, url);
-    v["owner_email"] = owner_email(db, c, emails)?;
+    v["owner_email"] = json!(owner_email(db, c, emails)?);
     Ok(v)
 }
 
@@ -100,7 +104,7 @@ pub fn show(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let cert = certificates::find(&tx, params[0], Actor::Operator)?;
     let mut emails = HashMap::new();
     let mut body = render_expanded(&tx, &cert, url)?;
-    body["owner_email"] = owner_email(&tx, &cert, &mut emails)?;
+    body["owner_email"] = json!(owner_email(&tx, &cert, &mut emails)?);
     let ledger = tx
         .prepare_cached(
             "SELECT seq, kind, face_delta, paid_delta, redemption_id, created_at FROM ledger
@@ -253,7 +257,7 @@ pub fn lookup(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let cert = certificates::find_by_code(ctx.db, params[0], Actor::Operator)?;
     let url = &ctx.app.public_url;
     let mut body = render_expanded(ctx.db, &cert, url)?;
-    body["owner_email"] = owner_email(ctx.db, &cert, &mut Emails::new())?;
+    body["owner_email"] = json!(owner_email(ctx.db, &cert, &mut Emails::new())?);
     Ok(document(vec![body]).respond(200))
 }
 

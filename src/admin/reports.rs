@@ -2,15 +2,15 @@
 //! today's and this month's flows per merchant), CSV exports, and a
 //! consistent backup of the whole database to download.
 
+use super::certificates::{owner_email, Emails};
 use super::Filters;
 use crate::domain::catalog::PRODUCT_TYPES;
 use crate::domain::certificates::{self, Filter, STATUSES};
-use crate::domain::{claim_code, ids, time, users};
+use crate::domain::{claim_code, ids, time};
 use crate::error::ApiError;
 use crate::web::{Ctx, Document, Response};
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Issued, redeemed and reversed value since `since` (ledger `issue`,
@@ -211,23 +211,14 @@ pub fn certificates_csv(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     };
     let tx = ctx.db.unchecked_transaction()?;
     let (rows, _) = certificates::list(&tx, &filter, i64::MAX, 0)?;
-    let mut emails: HashMap<String, String> = HashMap::new();
+    let mut emails = Emails::new();
     let mut out = String::new();
     let header = "id,claim_code,status,merchant_id,merchant,product_type,title,currency,\
         face_value,face_value_cents,price,price_cents,owner_email,user_id,parent_id,expires_at,created_at,updated_at";
     out.push_str(header);
     out.push_str("\r\n");
     for c in &rows {
-        let email = match &c.user_id {
-            Some(id) => {
-                if !emails.contains_key(id) {
-                    let e = users::get(&tx, id)?.map(|u| u.email).unwrap_or_default();
-                    emails.insert(id.clone(), e);
-                }
-                emails.get(id).cloned().unwrap_or_default()
-            }
-            None => String::new(),
-        };
+        let email = owner_email(&tx, c, &mut emails)?.unwrap_or_default();
         csv_row(
             &mut out,
             &[

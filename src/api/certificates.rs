@@ -213,11 +213,35 @@ pub fn show(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     Ok(document(vec![body]).respond(200))
 }
 
+/// Runs a claim-code lookup under the budget for misses: a well-formed code
+/// that matches nothing is charged to the client IP and to the caller, and
+/// once either budget is spent every lookup is a 429 until it resets.
+/// (Typos, caught by the check character, are not charged.)
+pub fn code_budget(
+    ctx: &Ctx,
+    lookup: impl FnOnce() -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let limiter = &ctx.app.limiter;
+    let budgets = limiter.code_misses(&ctx.req.remote_ip, &ctx.principal.scope(&ctx.req.remote_ip));
+    limiter.guard(&budgets, "Too many unknown claim codes; try again later")?;
+    let result = lookup();
+    let missed = match &result {
+        Ok(r) => r.status == 404,
+        Err(e) => e.status == 404,
+    };
+    if missed {
+        limiter.charge(&budgets);
+    }
+    result
+}
+
 /// `GET /v2/claim_codes/{code}` (merchant): not expanded.
 pub fn by_code(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let me = ctx.merchant_id()?;
-    let cert = certificates::find_by_code(ctx.db, params[0], Actor::Merchant(me))?;
-    Ok(document(vec![render(&cert, &ctx.app.public_url)]).respond(200))
+    code_budget(ctx, || {
+        let cert = certificates::find_by_code(ctx.db, params[0], Actor::Merchant(me))?;
+        Ok(document(vec![render(&cert, &ctx.app.public_url)]).respond(200))
+    })
 }
 
 /// `GET /v2/claim_codes/{code}/qrcode`: an SVG QR code of the claim code.
@@ -318,9 +342,11 @@ pub fn update_or_claim(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError>
         });
     }
     certificates::parse_code(&target)?;
-    ctx.write(move |db| {
-        let cert = certificates::claim(db, &target, &user_id)?;
-        Ok(document(vec![render(&cert, &url)]).respond(200))
+    code_budget(ctx, || {
+        ctx.write(move |db| {
+            let cert = certificates::claim(db, &target, &user_id)?;
+            Ok(document(vec![render(&cert, &url)]).respond(200))
+        })
     })
 }
 

@@ -7,6 +7,7 @@ pub mod health;
 pub mod input;
 pub mod locations;
 pub mod merchants;
+pub mod openapi;
 pub mod passwords;
 pub mod product_options;
 pub mod products;

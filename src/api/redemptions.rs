@@ -1,7 +1,7 @@
 //! Redemptions (`/v2/redemptions`, and the redeem endpoints under
 //! certificates and claim codes).
 
-use crate::api::certificates::{actor, render as render_certificate};
+use crate::api::certificates::{actor, code_budget, render as render_certificate};
 use crate::api::input::Fields;
 use crate::domain::certificates::Actor;
 use crate::domain::redemptions::{self, RedeemRequest, Redemption, Target};
@@ -150,7 +150,7 @@ pub fn create_by_id(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
 /// `POST /v2/claim_codes/{code}/redemptions` (merchant): the till's path.
 pub fn create_by_code(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     ctx.merchant_id()?;
-    redeem(ctx, params[0], By::Code)
+    code_budget(ctx, || redeem(ctx, params[0], By::Code))
 }
 
 /// `POST /v2/redemptions/{id}/reversals` (merchant, same day).

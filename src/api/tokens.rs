@@ -25,11 +25,19 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
         }
     };
     f.finish()?;
+    // Failed logins have a small budget per client IP and per account.
+    let limiter = &ctx.app.limiter;
+    let budgets = limiter.logins(&ctx.req.remote_ip, &email);
+    limiter.guard(&budgets, "Too many failed logins; try again later")?;
     let user_id = match users::find_login(ctx.db, &email)? {
         Some((user, hash)) if password::verify(&pass, &hash) => user.id,
-        Some(_) => return Err(ApiError::unauthorized()),
+        Some(_) => {
+            limiter.charge(&budgets);
+            return Err(ApiError::unauthorized());
+        }
         None => {
             password::verify_dummy(&pass);
+            limiter.charge(&budgets);
             return Err(ApiError::unauthorized());
         }
     };

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod idempotency;
 pub mod page;
+pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod router;
@@ -16,6 +17,7 @@ pub use response::{Document, Response};
 
 use crate::db::Writer;
 use crate::error::ApiError;
+use ratelimit::{Limiter, Standing};
 use rusqlite::Connection;
 use serde_json::Value;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ use std::sync::Arc;
 /// What every handler can reach: the writer and the settings.
 pub struct App {
     pub writer: Arc<Writer>,
+    /// Rate limits (API §8).
+    pub limiter: Limiter,
     /// The public base URL used in emails and QR links.
     pub public_url: String,
 }
@@ -89,19 +93,38 @@ impl Ctx<'_> {
 }
 
 /// Answers one request. Never panics into the caller's thread: a panicking
-/// handler becomes a 500.
+/// handler becomes a 500. Every answer carries the caller's rate-limit
+/// standing.
 pub fn handle(app: &App, db: &Connection, req: &Request) -> Response {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(app, db, req)))
-        .unwrap_or_else(|_| {
-            Err(ApiError::internal(format!(
-                "handler panicked on {} {}",
-                req.method, req.path
-            )))
-        });
-    result.unwrap_or_else(Response::from)
+    let mut standing = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatch(app, db, req, &mut standing)
+    }))
+    .unwrap_or_else(|_| {
+        Err(ApiError::internal(format!(
+            "handler panicked on {} {}",
+            req.method, req.path
+        )))
+    });
+    let mut response = result.unwrap_or_else(Response::from);
+    let standing = standing.unwrap_or_else(|| {
+        app.limiter.hit(
+            &Principal::Public.scope(&req.remote_ip),
+            app.limiter.budgets.ip,
+        )
+    });
+    for (k, v) in standing.headers() {
+        response.headers.push((k.to_string(), v));
+    }
+    response
 }
 
-fn dispatch(app: &App, db: &Connection, req: &Request) -> Result<Response, ApiError> {
+fn dispatch(
+    app: &App,
+    db: &Connection,
+    req: &Request,
+    standing: &mut Option<Standing>,
+) -> Result<Response, ApiError> {
     let admin = req.segments.first().map(String::as_str) == Some("admin");
     if !admin && !req.accepts_json() {
         return Err(ApiError::new(
@@ -127,6 +150,18 @@ fn dispatch(app: &App, db: &Connection, req: &Request) -> Result<Response, ApiEr
         .with_header("Allow", allow.join(", ")));
     };
     let principal = auth::authenticate(db, req)?;
+    let budget = match principal {
+        Principal::Public => app.limiter.budgets.ip,
+        Principal::User { .. } => app.limiter.budgets.user,
+        Principal::Merchant { .. } => app.limiter.budgets.merchant,
+    };
+    let charged = app.limiter.hit(&principal.scope(&req.remote_ip), budget);
+    *standing = Some(charged);
+    if charged.exceeded {
+        return Err(
+            charged.refusal("Too many requests; slow down and retry after the time in Retry-After")
+        );
+    }
     // A repeat of a keyed request is answered before the handler looks at
     // it, so checks that depend on the clock cannot change the answer.
     if let Some(key) = idempotency::Key::from_request(req, &principal)? {

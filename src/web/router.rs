@@ -22,6 +22,7 @@ pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
     let found: (Methods, Vec<String>) = match segs.as_slice() {
         ["admin", rest @ ..] => (crate::admin::METHODS, p(rest)),
         ["healthz"] => (&[("GET", health::get)], vec![]),
+        ["v2", "openapi.json"] => (&[("GET", crate::api::openapi::get)], vec![]),
         ["v2", "users"] => (&[("POST", users::create), ("GET", users::index)], vec![]),
         ["v2", "users", id] => (&[("GET", users::show)], p(&[id])),
         ["v2", "users", id, "certificates"] => (&[("GET", certificates::of_user)], p(&[id])),

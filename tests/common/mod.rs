@@ -195,6 +195,15 @@ impl Server {
         Server::start_on(dir, self.db.clone(), args, &[])
     }
 
+    /// Kills the server with SIGKILL (no shutdown at all) and starts it
+    /// again on the same database with `args`.
+    pub fn crash_restart(mut self, args: &[&str]) -> Server {
+        let _ = self.child.kill();
+        self.child.wait().unwrap();
+        let dir = self.dir.take().unwrap();
+        Server::start_on(dir, self.db.clone(), args, &[])
+    }
+
     /// Sends a request; `body` is sent as JSON when given.
     pub fn req(
         &self,

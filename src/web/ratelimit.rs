@@ -1,0 +1,235 @@
+//! Rate limits (API §8): fixed windows per key, in memory.
+//!
+//! Every request is charged to its caller's general budget (merchant, user,
+//! or client IP for public calls) and every answer carries `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Reset`. Failed logins, password
+//! reset requests and claim-code lookups that miss have small budgets of
+//! their own, per client IP and per target (the account or the caller), so
+//! guessing a password or a claim code is impractical.
+
+use crate::domain::time;
+use crate::error::ApiError;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Budgets, each as (requests, window in seconds); 0 requests = unlimited.
+#[derive(Debug, Clone)]
+pub struct Budgets {
+    pub enabled: bool,
+    pub merchant: (u32, i64),
+    pub user: (u32, i64),
+    pub ip: (u32, i64),
+    pub login_per_ip: (u32, i64),
+    pub login_per_account: (u32, i64),
+    pub reset_per_ip: (u32, i64),
+    pub reset_per_account: (u32, i64),
+    pub code_miss_per_ip: (u32, i64),
+    pub code_miss_per_caller: (u32, i64),
+}
+
+impl Budgets {
+    /// The defaults: generous for a busy till, tight for guessing.
+    pub fn defaults(merchant: u32, user: u32, ip: u32) -> Budgets {
+        Budgets {
+            enabled: true,
+            merchant: (merchant, 60),
+            user: (user, 60),
+            ip: (ip, 60),
+            login_per_ip: (20, 900),
+            login_per_account: (10, 900),
+            reset_per_ip: (10, 3600),
+            reset_per_account: (3, 3600),
+            // Codes carry 75 random bits: even 200 misses per ten minutes
+            // leave a guess at odds of about one in 10^16.
+            code_miss_per_ip: (200, 600),
+            code_miss_per_caller: (100, 600),
+        }
+    }
+}
+
+/// Where a key stands in its window.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset: i64,
+    pub exceeded: bool,
+}
+
+impl Standing {
+    /// The three `RateLimit-*` headers.
+    pub fn headers(&self) -> [(&'static str, String); 3] {
+        [
+            ("RateLimit-Limit", self.limit.to_string()),
+            ("RateLimit-Remaining", self.remaining.to_string()),
+            ("RateLimit-Reset", self.reset.to_string()),
+        ]
+    }
+
+    /// The 429 answer for this standing.
+    pub fn refusal(&self, details: &str) -> ApiError {
+        ApiError::new(429, "Too Many Requests", details)
+            .with_header("Retry-After", self.reset.max(1).to_string())
+    }
+}
+
+struct Window {
+    start: i64,
+    count: u32,
+    len: i64,
+}
+
+/// The limiter: one map of windows, keyed by budget and caller.
+pub struct Limiter {
+    pub budgets: Budgets,
+    windows: Mutex<HashMap<String, Window>>,
+}
+
+/// Windows kept before expired ones are swept out.
+const SWEEP_AT: usize = 50_000;
+
+impl Limiter {
+    /// A limiter with these budgets.
+    pub fn new(budgets: Budgets) -> Limiter {
+        Limiter {
+            budgets,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn touch(&self, key: &str, (limit, len): (u32, i64), charge: bool) -> Standing {
+        let now = time::now();
+        let unlimited = Standing {
+            limit,
+            remaining: limit,
+            reset: len,
+            exceeded: false,
+        };
+        if !self.budgets.enabled || limit == 0 {
+            return unlimited;
+        }
+        let Ok(mut windows) = self.windows.lock() else {
+            return unlimited;
+        };
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, w| w.start + w.len > now);
+        }
+        let w = windows.entry(key.to_string()).or_insert(Window {
+            start: now,
+            count: 0,
+            len,
+        });
+        if now >= w.start + w.len {
+            *w = Window {
+                start: now,
+                count: 0,
+                len,
+            };
+        }
+        if charge {
+            w.count = w.count.saturating_add(1);
+        }
+        Standing {
+            limit,
+            remaining: limit.saturating_sub(w.count),
+            reset: (w.start + w.len - now).max(0),
+            exceeded: w.count > limit || (!charge && w.count >= limit),
+        }
+    }
+
+    /// Charges one request to `key`'s budget.
+    pub fn hit(&self, key: &str, budget: (u32, i64)) -> Standing {
+        self.touch(key, budget, true)
+    }
+
+    /// Where `key` stands, without charging it; `exceeded` when spent.
+    pub fn peek(&self, key: &str, budget: (u32, i64)) -> Standing {
+        self.touch(key, budget, false)
+    }
+
+    /// 429 when any of the (key, budget) pairs is spent.
+    pub fn guard(&self, checks: &[(String, (u32, i64))], details: &str) -> Result<(), ApiError> {
+        for (key, budget) in checks {
+            let s = self.peek(key, *budget);
+            if s.exceeded {
+                return Err(s.refusal(details));
+            }
+        }
+        Ok(())
+    }
+
+    /// Charges one event (a failure, a request) to every (key, budget) pair.
+    pub fn charge(&self, checks: &[(String, (u32, i64))]) {
+        for (key, budget) in checks {
+            self.hit(key, *budget);
+        }
+    }
+
+    /// The failed-login budgets of a client IP and a target account.
+    pub fn logins(&self, ip: &str, email: &str) -> Vec<(String, (u32, i64))> {
+        vec![
+            (format!("login-ip:{ip}"), self.budgets.login_per_ip),
+            (
+                format!("login-account:{}", email.to_lowercase()),
+                self.budgets.login_per_account,
+            ),
+        ]
+    }
+
+    /// The password-reset budgets of a client IP and a target account.
+    pub fn resets(&self, ip: &str, email: &str) -> Vec<(String, (u32, i64))> {
+        vec![
+            (format!("reset-ip:{ip}"), self.budgets.reset_per_ip),
+            (
+                format!("reset-account:{}", email.to_lowercase()),
+                self.budgets.reset_per_account,
+            ),
+        ]
+    }
+
+    /// The claim-code-miss budgets of a client IP and a caller.
+    pub fn code_misses(&self, ip: &str, caller: &str) -> Vec<(String, (u32, i64))> {
+        vec![
+            (format!("code-ip:{ip}"), self.budgets.code_miss_per_ip),
+            (
+                format!("code-caller:{caller}"),
+                self.budgets.code_miss_per_caller,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_down_and_refuses_over_budget() {
+        let l = Limiter::new(Budgets::defaults(3, 3, 3));
+        let a = l.hit("k", (3, 60));
+        assert_eq!((a.limit, a.remaining, a.exceeded), (3, 2, false));
+        l.hit("k", (3, 60));
+        let c = l.hit("k", (3, 60));
+        assert_eq!((c.remaining, c.exceeded), (0, false));
+        assert!(l.peek("k", (3, 60)).exceeded);
+        let d = l.hit("k", (3, 60));
+        assert!(d.exceeded);
+        assert!(d.reset > 0 && d.reset <= 60);
+        assert!(!l.hit("other", (3, 60)).exceeded);
+    }
+
+    #[test]
+    fn disabled_or_zero_is_unlimited() {
+        let mut b = Budgets::defaults(1, 1, 1);
+        b.enabled = false;
+        let l = Limiter::new(b);
+        for _ in 0..10 {
+            assert!(!l.hit("k", (1, 60)).exceeded);
+        }
+        let l = Limiter::new(Budgets::defaults(1, 1, 1));
+        for _ in 0..10 {
+            assert!(!l.hit("k", (0, 60)).exceeded);
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Hostile input: random and malformed methods, paths, query strings,
+//! headers and bodies against every route. Never a 5xx, never a dropped
+//! connection, and every error in the contract's format.
+
+mod common;
+
+use common::{Merchant, Server, User};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+struct World {
+    server: Server,
+    merchant: Merchant,
+    user: User,
+    ids: Vec<String>,
+    codes: Vec<String>,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let server = Server::start_with(&["--rate-limits", "false"], &[]);
+        let shop = common::shop(&server, "Fuzz Shop", true);
+        let user = server.user("fuzz@example.com");
+        let r = server.post(
+            "/v2/certificates",
+            &shop.merchant.headers(),
+            json!({"certificate": {"product_option_id": shop.option_id, "quantity": 5, "recipient_email": user.email}}),
+        );
+        let certs = r.body["certificates"].as_array().unwrap().clone();
+        let mut ids = vec![shop.location_id.clone(), shop.product_id.clone(), shop.option_id.clone(), shop.merchant.id.clone(), user.id.clone()];
+        ids.extend(certs.iter().map(|c| c["id"].as_str().unwrap().to_string()));
+        let codes = certs.iter().map(|c| c["claim_code"].as_str().unwrap().to_string()).collect();
+        World { server, merchant: shop.merchant, user, ids, codes }
+    })
+}
+
+const TEMPLATES: &[&str] = &[
+    "/healthz",
+    "/v2/users",
+    "/v2/users/{}",
+    "/v2/users/{}/certificates",
+    "/v2/users/{}/redemptions",
+    "/v2/users/{}/gifts",
+    "/v2/users/{}/sent_gifts",
+    "/v2/user/{}/certificates",
+    "/v2/tokens",
+    "/v2/passwords",
+    "/v2/support_tickets",
+    "/v2/merchants/{}",
+    "/v2/merchants/{}/locations",
+    "/v2/merchants/{}/products",
+    "/v2/merchants/{}/certificates",
+    "/v2/merchants/{}/redemptions",
+    "/v2/locations",
+    "/v2/locations/{}",
+    "/v2/products",
+    "/v2/products/{}",
+    "/v2/products/{}/locations",
+    "/v2/products/{}/product_options",
+    "/v2/product_options/{}",
+    "/v2/certificates",
+    "/v2/certificates/{}",
+    "/v2/certficates/{}",
+    "/v2/certificates/{}/certificates",
+    "/v2/certificates/{}/redemptions",
+    "/v2/certificates/{}/gifts",
+    "/v2/certificates/{}/cancellations",
+    "/v2/certificates/{}/returns",
+    "/v2/claim_codes/{}",
+    "/v2/claim_code/{}",
+    "/v2/claim_codes/{}/redemptions",
+    "/v2/claim_codes/{}/qrcode",
+    "/v2/redemptions",
+    "/v2/redemptions/{}",
+    "/v2/redemptions/{}/reversals",
+    "/v2/gifts",
+    "/v2/gifts/{}",
+    "/v2/{}",
+    "/{}",
+];
+
+#[derive(Debug, Clone)]
+enum Param {
+    Known(usize),
+    Code(usize),
+    Raw(String),
+}
+
+fn param() -> impl Strategy<Value = Param> {
+    prop_oneof![
+        (0usize..20).prop_map(Param::Known),
+        (0usize..5).prop_map(Param::Code),
+        "[a-zA-Z0-9_-]{0,30}".prop_map(Param::Raw),
+        Just(Param::Raw("%00%ff%ZZ%".into())),
+        Just(Param::Raw("..%2F..%2Fetc%2Fpasswd".into())),
+        Just(Param::Raw("%F0%9F%8E%81".into())),
+        Just(Param::Raw("a".repeat(3000))),
+        "[0-9A-Za-z -]{14,20}".prop_map(|s| Param::Raw(s.replace(' ', "%20"))),
+    ]
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        Just(json!(u64::MAX)),
+        Just(json!("4000")),
+        Just(json!("-1")),
+        Just(json!("1e3")),
+        Just(json!("Ann\r\nBcc: x@y.z")),
+        Just(json!("2027-01-01T00:00:00Z")),
+        Just(json!("2099-12-31")),
+        Just(json!("a@b.co")),
+        "\\PC{0,40}".prop_map(Value::String),
+        Just(json!("x".repeat(20_000))),
+    ]
+}
+
+fn body_value() -> impl Strategy<Value = Value> {
+    let fields = prop::collection::vec(
+        (
+            prop_oneof![
+                Just("email"),
+                Just("password"),
+                Just("password_confirmation"),
+                Just("name"),
+                Just("message"),
+                Just("address1"),
+                Just("city"),
+                Just("type"),
+                Just("tagline"),
+                Just("face_value_cents"),
+                Just("price_cents"),
+                Just("product_option_id"),
+                Just("quantity"),
+                Just("recipient_email"),
+                Just("expires_at"),
+                Just("amount_to_redeem_cents"),
+                Just("redemption_location_id"),
+                Just("new_face_value_cents"),
+                Just("sender_name"),
+                Just("send_date"),
+                Just("marked_as_printed"),
+                Just("redemption_location_ids"),
+                Just("photos"),
+                Just("terms"),
+                Just("count"),
+                Just("reset_token"),
+                Just("lat"),
+                Just("currency"),
+            ],
+            prop_oneof![
+                scalar(),
+                prop::collection::vec(scalar(), 0..3).prop_map(Value::Array)
+            ],
+        ),
+        0..6,
+    );
+    (
+        prop_oneof![
+            Just(None),
+            Just(Some("user")),
+            Just(Some("location")),
+            Just(Some("product")),
+            Just(Some("product_option")),
+            Just(Some("certificate")),
+            Just(Some("gift")),
+            Just(Some("redemption")),
+            Just(Some("support_ticket")),
+        ],
+        fields,
+    )
+        .prop_map(|(root, fields)| {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in fields {
+                obj.insert(k.to_string(), v);
+            }
+            match root {
+                Some(r) => json!({ r: obj }),
+                None => Value::Object(obj),
+            }
+        })
+}
+
+#[derive(Debug, Clone)]
+struct Req {
+    method: &'static str,
+    template: usize,
+    param: Param,
+    query: String,
+    content_type: Option<&'static str>,
+    accept: Option<&'static str>,
+    auth: u8,
+    idem: Option<String>,
+    body: Vec<u8>,
+}
+
+fn request() -> impl Strategy<Value = Req> {
+    (
+        prop_oneof![
+            Just("GET"),
+            Just("POST"),
+            Just("PUT"),
+            Just("DELETE"),
+            Just("PATCH"),
+            Just("HEAD"),
+            Just("OPTIONS")
+        ],
+        0..TEMPLATES.len(),
+        param(),
+        prop_oneof![
+            Just(String::new()),
+            "\\?[a-z_=&%0-9]{0,40}",
+            Just("?page=-1&per_page=1000".to_string()),
+            Just("?status=gifted&list_type=available&product_type=Deal".to_string())
+        ],
+        prop_oneof![
+            Just(None),
+            Just(Some("application/json")),
+            Just(Some("text/plain")),
+            Just(Some("application/json; charset=latin1")),
+            Just(Some("application/vnd.api+json"))
+        ],
+        prop_oneof![
+            Just(None),
+            Just(Some("*/*")),
+            Just(Some("text/html")),
+            Just(Some("application/json;q=0"))
+        ],
+        0u8..6,
+        prop_oneof![Just(None), "[ -~]{0,300}".prop_map(Some)],
+        prop_oneof![
+            body_value().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            prop::collection::vec(any::<u8>(), 0..200),
+            Just(b"{\"user\":".to_vec()),
+            Just(b"[1,2,3]".to_vec()),
+            Just(Vec::new()),
+        ],
+    )
+        .prop_map(
+            |(method, template, param, query, content_type, accept, auth, idem, body)| Req {
+                method,
+                template,
+                param,
+                query,
+                content_type,
+                accept,
+                auth,
+                idem,
+                body,
+            },
+        )
+}
+
+fn send(w: &World, r: &Req) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let p = match &r.param {
+        Param::Known(i) => w.ids.get(*i).cloned().unwrap_or_else(|| "unknown".into()),
+        Param::Code(i) => w.codes[*i % w.codes.len()].clone(),
+        Param::Raw(s) => s.clone(),
+    };
+    let path = TEMPLATES[r.template].replace("{}", &p);
+    let mut head = format!(
+        "{} {}{} HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n",
+        r.method, path, r.query
+    );
+    if let Some(ct) = r.content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    if let Some(a) = r.accept {
+        head.push_str(&format!("Accept: {a}\r\n"));
+    }
+    match r.auth {
+        1 => head.push_str(&format!(
+            "X-User-Email: {}\r\nX-User-Token: {}\r\n",
+            w.user.email, w.user.token
+        )),
+        2 => head.push_str(&format!(
+            "X-Merchant-Key: {}\r\nX-Merchant-Secret: {}\r\n",
+            w.merchant.key, w.merchant.secret
+        )),
+        3 => head.push_str("X-User-Email: nobody@example.com\r\nX-User-Token: nope\r\n"),
+        4 => head.push_str(&format!(
+            "X-User-Email: {}\r\nX-Merchant-Key: {}\r\n",
+            w.user.email, w.merchant.key
+        )),
+        _ => {}
+    }
+    if let Some(k) = &r.idem {
+        head.push_str(&format!("Idempotency-Key: {}\r\n", k.trim()));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", r.body.len()));
+    let addr = w.server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&r.body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("the server answers");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no full answer to {r:?}: {text:?}"));
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    (status, headers, body.as_bytes().to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_route_survives_hostile_input(r in request()) {
+        let w = world();
+        let (status, headers, body) = send(w, &r);
+        prop_assert!(status < 500, "{} for {:?}: {}", status, r, String::from_utf8_lossy(&body));
+        let ct = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str()).unwrap_or("");
+        if r.method != "HEAD" && status != 204 && !ct.starts_with("image/svg+xml") {
+            prop_assert_eq!(ct, "application/json; charset=utf-8", "{:?}", r);
+            let v: Value = serde_json::from_slice(&body).map_err(|e| TestCaseError::fail(format!("{e}: {r:?}")))?;
+            if status >= 400 {
+                let errors = v["errors"].as_array().ok_or_else(|| TestCaseError::fail(format!("no errors[]: {v}")))?;
+                prop_assert!(!errors.is_empty());
+                for e in errors {
+                    prop_assert_eq!(&e["code"], &json!(status.to_string()));
+                    prop_assert!(e["title"].is_string() && e["details"].is_string());
+                }
+            }
+        }
+        prop_assert!(headers.iter().any(|(k, _)| k == "ratelimit-limit"), "rate-limit headers on every answer");
+    }
+}
+
+#[test]
+fn the_books_still_balance_after_the_fuzzing() {
+    // Runs after (or alongside) the fuzz cases on the same server.
+    let w = world();
+    let out = w.server.cli(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

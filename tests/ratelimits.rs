@@ -1,0 +1,256 @@
+//! Rate limits (API §8): headers on every answer, 429 with Retry-After at
+//! the budget, and the small budgets for failed logins, password resets and
+//! claim-code misses, per client IP and per target.
+
+mod common;
+
+use common::Server;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+fn num(r: &common::Resp, name: &str) -> i64 {
+    r.header(name)
+        .unwrap_or_else(|| panic!("{name} missing: {:?}", r.headers))
+        .parse()
+        .unwrap()
+}
+
+/// A request from another loopback address (127.0.0.2), so the server sees
+/// a different client IP. Returns the status line's code.
+fn status_from(ip: &str, base: &str, method: &str, path: &str, body: &str) -> u16 {
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&format!("{ip}:0").parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn headers_count_down_and_429_arrives_at_the_budget() {
+    let s = Server::start_with(&["--rate-limit-ip", "5", "--rate-limit-merchant", "3"], &[]);
+    let mut last = i64::MAX;
+    for i in 0..5 {
+        let r = s.get("/healthz", &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(num(&r, "RateLimit-Limit"), 5);
+        let remaining = num(&r, "RateLimit-Remaining");
+        assert_eq!(remaining, 4 - i);
+        assert!(remaining < last);
+        last = remaining;
+        let reset = num(&r, "RateLimit-Reset");
+        assert!((0..=60).contains(&reset));
+    }
+    let r = s.get("/healthz", &[]);
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.body["errors"][0]["code"], "429");
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    let retry = num(&r, "Retry-After");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert!((retry - num(&r, "RateLimit-Reset")).abs() <= 1);
+    // Errors (here a 404) carry the headers too, and another client IP has
+    // its own budget.
+    assert_eq!(s.get("/nowhere", &[]).header("RateLimit-Limit"), Some("5"));
+    assert_eq!(
+        status_from("127.0.0.2", &s.base, "GET", "/healthz", ""),
+        200
+    );
+    // A merchant's budget is its own.
+    let m = s.merchant("Shop");
+    for i in 0..3 {
+        let r = s.get(&format!("/v2/merchants/{}/locations", m.id), &m.headers());
+        assert_eq!(r.status, 200, "request {i}: {}", r.text);
+        assert_eq!(num(&r, "RateLimit-Limit"), 3);
+    }
+    assert_eq!(
+        s.get(&format!("/v2/merchants/{}/locations", m.id), &m.headers())
+            .status,
+        429
+    );
+}
+
+#[test]
+fn rate_limits_can_be_switched_off() {
+    let s = Server::start_with(&["--rate-limit-ip", "2", "--rate-limits", "false"], &[]);
+    for _ in 0..5 {
+        assert_eq!(s.get("/healthz", &[]).status, 200);
+    }
+}
+
+#[test]
+fn failed_logins_are_budgeted_per_account_and_per_ip() {
+    let s = Server::start();
+    s.user("ann@example.com");
+    s.user("bob@example.com");
+    let login = |email: &str, password: &str| {
+        s.post(
+            "/v2/tokens",
+            &[],
+            json!({"user": {"email": email, "password": password}}),
+        )
+    };
+    // Ten failures on Ann's account: the eleventh attempt is refused, even
+    // with the right password.
+    for _ in 0..10 {
+        assert_eq!(login("ann@example.com", "wrong password").status, 401);
+    }
+    let r = login("ann@example.com", "password123");
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(num(&r, "Retry-After") > 0);
+    // Bob's account is a different target.
+    assert_eq!(login("bob@example.com", "password123").status, 201);
+    // Ten more failures from this IP (on other accounts) spend the IP's
+    // budget of 20: now even Bob is refused from here...
+    for i in 0..10 {
+        assert_eq!(login(&format!("nobody{i}@example.com"), "x").status, 401);
+    }
+    assert_eq!(login("bob@example.com", "password123").status, 429);
+    // ...but not from another IP.
+    let body = r#"{"user":{"email":"bob@example.com","password":"password123"}}"#;
+    assert_eq!(
+        status_from("127.0.0.2", &s.base, "POST", "/v2/tokens", body),
+        201
+    );
+}
+
+#[test]
+fn password_resets_are_budgeted_per_address_and_per_ip() {
+    let s = Server::start();
+    for _ in 0..3 {
+        assert_eq!(
+            s.post("/v2/passwords", &[], json!({"email": "ann@example.com"}))
+                .status,
+            201
+        );
+    }
+    assert_eq!(
+        s.post("/v2/passwords", &[], json!({"email": "ann@example.com"}))
+            .status,
+        429
+    );
+    let body = r#"{"email":"ann@example.com"}"#;
+    assert_eq!(
+        status_from("127.0.0.2", &s.base, "POST", "/v2/passwords", body),
+        429,
+        "per address"
+    );
+    for i in 0..7 {
+        assert_eq!(
+            s.post(
+                "/v2/passwords",
+                &[],
+                json!({"email": format!("x{i}@example.com")})
+            )
+            .status,
+            201
+        );
+    }
+    assert_eq!(
+        s.post("/v2/passwords", &[], json!({"email": "new@example.com"}))
+            .status,
+        429,
+        "per IP"
+    );
+    assert_eq!(
+        status_from(
+            "127.0.0.2",
+            &s.base,
+            "POST",
+            "/v2/passwords",
+            r#"{"email":"new@example.com"}"#
+        ),
+        201
+    );
+}
+
+/// A well-formed claim code (valid check character) that matches nothing.
+fn unknown_code(i: u32) -> String {
+    let alphabet = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut payload: Vec<u8> = format!("{i:015}").into_bytes();
+    for b in payload.iter_mut() {
+        *b = alphabet[(*b - b'0') as usize + 10];
+    }
+    // Luhn mod 32 check character, as the server computes it.
+    let mut sum = 0usize;
+    let mut factor = 2;
+    for &c in payload.iter().rev() {
+        let v = alphabet.iter().position(|&a| a == c).unwrap();
+        let addend = factor * v;
+        factor = if factor == 2 { 1 } else { 2 };
+        sum += addend / 32 + addend % 32;
+    }
+    payload.push(alphabet[(32 - sum % 32) % 32]);
+    String::from_utf8(payload).unwrap()
+}
+
+#[test]
+fn claim_code_misses_are_budgeted_per_caller_and_per_ip() {
+    let s = Server::start_with(&["--rate-limit-merchant", "0"], &[]);
+    let shop = common::shop(&s, "Shop", true);
+    let other = s.merchant("Other");
+    let r = s.post(
+        "/v2/certificates",
+        &shop.merchant.headers(),
+        json!({"certificate": {"product_option_id": shop.option_id}}),
+    );
+    let real = r.first("certificates")["claim_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Typos are not charged: the check character catches them first.
+    for _ in 0..150 {
+        assert_eq!(
+            s.get("/v2/claim_codes/AAAA-AAAA-AAAAAA", &shop.merchant.headers())
+                .status,
+            400
+        );
+    }
+    for i in 0..100 {
+        let r = s.get(
+            &format!("/v2/claim_codes/{}", unknown_code(i)),
+            &shop.merchant.headers(),
+        );
+        assert_eq!(r.status, 404, "miss {i}: {}", r.text);
+    }
+    // The caller's budget is spent: even its real code waits now.
+    let r = s.get(&format!("/v2/claim_codes/{real}"), &shop.merchant.headers());
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(num(&r, "Retry-After") > 0);
+    let r = s.post(
+        &format!("/v2/claim_codes/{real}/redemptions"),
+        &shop.merchant.headers(),
+        json!({}),
+    );
+    assert_eq!(r.status, 429);
+    // Another merchant from the same IP still has its own budget (100 more
+    // misses fit in the IP's 200)...
+    for i in 100..200 {
+        assert_eq!(
+            s.get(
+                &format!("/v2/claim_codes/{}", unknown_code(i)),
+                &other.headers()
+            )
+            .status,
+            404
+        );
+    }
+    // ...and then the IP's budget is spent for every caller.
+    let ann = s.user("ann@example.com");
+    let r = s.put(
+        &format!("/v2/certificates/{real}"),
+        &ann.headers(),
+        json!({}),
+    );
+    assert_eq!(r.status, 429, "{}", r.text);
+}
