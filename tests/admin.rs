@@ -126,15 +126,6 @@ fn total(r: Resp) -> i64 {
     r.body["meta"]["total_count"].as_i64().unwrap()
 }
 
-fn check_passes(s: &Server) {
-    let out = s.cli(&["check"]);
-    assert!(
-        out.status.success(),
-        "instagift check failed:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 /// A shop made through the admin API: a merchant in New York with one
 /// location, a splittable product, and a $100 option sold for $80.
 struct Shop {
@@ -790,7 +781,7 @@ fn issue_and_redeem_at_the_point_of_sale_with_exact_figures() {
     assert_eq!(r.first("redemptions")["amount_paid_cents"], 4800);
     assert!(r.body["linked"].is_null());
     assert_eq!(summary(&a, &shop.merchant_id)["open_face_value_cents"], 0);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -851,7 +842,7 @@ fn issue_many_to_an_email_with_an_expiry_date() {
         summary(&a, &shop.merchant_id)["open_face_value_cents"],
         30000
     );
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -993,7 +984,7 @@ fn certificate_detail_with_ledger_cancel_return_reverse() {
     );
     assert_eq!(r.body["meta"]["total_count"], 1);
     assert_eq!(total(a.get("/redemptions?merchant_id=other")), 0);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]

@@ -22,16 +22,6 @@ use std::sync::Barrier;
 
 type Headers = Vec<(String, String)>;
 
-fn check_passes(s: &Server) {
-    let out = s.cli(&["check"]);
-    assert!(
-        out.status.success(),
-        "instagift check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
@@ -784,7 +774,7 @@ fn strangers_and_other_merchants_cannot_see_or_touch_anything() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.first("certificates")["marked_as_printed"], true);
     assert_ne!(snapshot(&s)["certificates"], after["certificates"]);
-    check_passes(&s);
+    s.check_passes();
 }
 
 /// A merchant redeems `cert` by claim code with a key.
@@ -875,7 +865,7 @@ fn idempotent_redemption_replays_the_first_answer() {
     assert_eq!((r2.status, &r2.text), (r1.status, &r1.text));
     assert_eq!(redemptions_of(&s, &fresh), 1);
     assert_eq!(children_of(&s, &fresh), 1);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -924,7 +914,7 @@ fn idempotency_keys_are_scoped_to_the_principal() {
     assert_eq!(cross.status, 409, "{}", cross.text);
     assert_eq!(redemptions_of(&s, &ca), 1);
     assert_eq!(redemptions_of(&s, &cb), 1);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -1018,7 +1008,7 @@ fn concurrent_repeats_of_one_key_redeem_once() {
         THREADS - 1
     );
     assert_eq!(redemptions_of(&s, &other), 1);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -1131,7 +1121,7 @@ fn idempotent_issue_gift_and_gift_cancel_happen_once() {
     let mut then = state;
     then.remove("idempotency");
     assert_eq!(now, then, "the replayed cancel must do nothing");
-    check_passes(&s);
+    s.check_passes();
 }
 
 /// A keyed issue whose `expires_at` was in the future when first sent:
@@ -1165,7 +1155,7 @@ fn keyed_issue_repeat_replays_even_after_its_expiry_has_passed() {
         ),
         1
     );
-    check_passes(&s);
+    s.check_passes();
 }
 
 /// §5: "the same key with a different body gets 409" -- also when the
@@ -1185,7 +1175,7 @@ fn reused_key_with_a_different_invalid_body_is_a_conflict() {
     );
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(redemptions_of(&s, &c), 1);
-    check_passes(&s);
+    s.check_passes();
 }
 
 /// Once a gift is claimed the certificate is the recipient's: the former
@@ -1279,5 +1269,5 @@ fn former_owner_loses_the_certificate_once_a_gift_is_claimed() {
     assert_eq!(s.get(&format!("/v2/redemptions/{red}"), &vh).status, 200);
     let r = s.get("/v2/redemptions", &uh);
     assert_eq!(r.body["meta"]["total_count"], 0, "{}", r.text);
-    check_passes(&s);
+    s.check_passes();
 }

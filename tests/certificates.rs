@@ -7,16 +7,6 @@ mod common;
 use common::{shop, Merchant, Resp, Server, Shop, User};
 use serde_json::{json, Value};
 
-fn check_passes(s: &Server) {
-    let out = s.cli(&["check"]);
-    assert!(
-        out.status.success(),
-        "instagift check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn issue(s: &Server, m: &Merchant, option_id: &str, extra: Value) -> Resp {
     let mut cert = json!({"product_option_id": option_id});
     if let Value::Object(e) = extra {
@@ -129,7 +119,7 @@ fn issue_outcomes_by_recipient() {
     assert_eq!(qr.status, 200);
     assert_eq!(qr.header("content-type"), Some("image/svg+xml"));
     assert!(qr.text.starts_with("<?xml") && qr.text.contains("<svg"));
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -212,7 +202,7 @@ fn issue_validation_and_inventory() {
         json!({"certificate": {"product_option_id": other.option_id}}),
     );
     assert_eq!(r.status, 403);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -282,7 +272,7 @@ fn partial_redemption_creates_balance_certificate() {
     assert_eq!(r.first("redemptions")["amount_cents"], 6000);
     assert_eq!(r.first("redemptions")["amount_paid_cents"], 3000);
     assert!(r.body.get("linked").is_none());
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -337,7 +327,7 @@ fn paid_shares_sum_exactly_to_the_price() {
         .map(|r| r["amount_paid_cents"].as_i64().unwrap())
         .collect();
     assert_eq!(shares, vec![1334, 999, 1000]);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -410,7 +400,7 @@ fn split_divides_face_and_price() {
         json!({"new_face_value_cents": 100}),
     );
     assert_eq!(r.status, 403);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -458,7 +448,7 @@ fn unsplittable_redeems_whole_value_and_location_rules() {
     );
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.first("redemptions")["links"]["location"], json!(second));
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -563,7 +553,7 @@ fn refusals_cancel_return_and_print_only() {
         &h,
     );
     assert_eq!(r.status, 400, "{}", r.text);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -628,7 +618,7 @@ fn expired_certificate_is_worth_its_paid_value() {
         (r.status, r.error_details()),
         (400, "That item is not available for redemption")
     );
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -722,7 +712,7 @@ fn claim_rotates_the_code() {
         .status,
         404
     );
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -891,7 +881,7 @@ fn gift_claim_and_cancel() {
         (r.status, r.pointers()),
         (400, vec!["/gift/recipient_email".to_string()])
     );
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]
@@ -966,7 +956,7 @@ fn reversal_brings_the_value_back() {
         .map(|c| c["face_value_cents"].as_i64().unwrap())
         .sum();
     assert_eq!(total, 10000);
-    check_passes(&s);
+    s.check_passes();
 }
 
 #[test]

@@ -9,15 +9,6 @@ use std::sync::Barrier;
 
 const THREADS: usize = 32;
 
-fn check_passes(s: &Server) {
-    let out = s.cli(&["check"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 #[test]
 fn only_one_full_redemption_wins() {
     let s = Server::start();
@@ -61,7 +52,7 @@ fn only_one_full_redemption_wins() {
         .query_row("SELECT COUNT(*) FROM redemptions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(count, 1);
-    check_passes(&s);
+    s.check_passes();
 }
 
 /// 32 tills each try to take 100 cents from one 1000-cent balance. Each
@@ -144,5 +135,5 @@ fn ten_of_thirty_two_small_redemptions_fit() {
         )
         .unwrap();
     assert_eq!(open, 0);
-    check_passes(&s);
+    s.check_passes();
 }

@@ -138,10 +138,5 @@ fn acknowledged_redemptions_survive_kill_9() {
             other => panic!("{id} is {other}"),
         }
     }
-    let out = s.cli(&["check"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    s.check_passes();
 }

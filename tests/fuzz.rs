@@ -352,10 +352,5 @@ proptest! {
 fn the_books_still_balance_after_the_fuzzing() {
     // Runs after (or alongside) the fuzz cases on the same server.
     let w = world();
-    let out = w.server.cli(&["check"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    w.server.check_passes();
 }

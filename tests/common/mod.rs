@@ -325,6 +325,18 @@ impl Server {
         }
     }
 
+    /// Runs `instagift check` on the database and fails the test unless the
+    /// books balance.
+    pub fn check_passes(&self) {
+        let out = self.cli(&["check"]);
+        assert!(
+            out.status.success(),
+            "instagift check failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The server's stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
