@@ -9,7 +9,6 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 struct World {
@@ -20,23 +19,35 @@ struct World {
     codes: Vec<String>,
 }
 
-fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let server = Server::start_with(&["--rate-limits", "false"], &[]);
-        let shop = common::shop(&server, "Fuzz Shop", true);
-        let user = server.user("fuzz@example.com");
-        let r = server.post(
-            "/v2/certificates",
-            &shop.merchant.headers(),
-            json!({"certificate": {"product_option_id": shop.option_id, "quantity": 5, "recipient_email": user.email}}),
-        );
-        let certs = r.body["certificates"].as_array().unwrap().clone();
-        let mut ids = vec![shop.location_id.clone(), shop.product_id.clone(), shop.option_id.clone(), shop.merchant.id.clone(), user.id.clone()];
-        ids.extend(certs.iter().map(|c| c["id"].as_str().unwrap().to_string()));
-        let codes = certs.iter().map(|c| c["claim_code"].as_str().unwrap().to_string()).collect();
-        World { server, merchant: shop.merchant, user, ids, codes }
-    })
+fn world() -> World {
+    let server = Server::start_with(&["--rate-limits", "false"], &[]);
+    let shop = common::shop(&server, "Fuzz Shop", true);
+    let user = server.user("fuzz@example.com");
+    let r = server.post(
+        "/v2/certificates",
+        &shop.merchant.headers(),
+        json!({"certificate": {"product_option_id": shop.option_id, "quantity": 5, "recipient_email": user.email}}),
+    );
+    let certs = r.body["certificates"].as_array().unwrap().clone();
+    let mut ids = vec![
+        shop.location_id.clone(),
+        shop.product_id.clone(),
+        shop.option_id.clone(),
+        shop.merchant.id.clone(),
+        user.id.clone(),
+    ];
+    ids.extend(certs.iter().map(|c| c["id"].as_str().unwrap().to_string()));
+    let codes = certs
+        .iter()
+        .map(|c| c["claim_code"].as_str().unwrap().to_string())
+        .collect();
+    World {
+        server,
+        merchant: shop.merchant,
+        user,
+        ids,
+        codes,
+    }
 }
 
 const TEMPLATES: &[&str] = &[
@@ -323,34 +334,64 @@ fn send(w: &World, r: &Req) -> (u16, Vec<(String, String)>, Vec<u8>) {
     (status, headers, body.as_bytes().to_vec())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn every_route_survives_hostile_input(r in request()) {
-        let w = world();
-        let (status, headers, body) = send(w, &r);
-        prop_assert!(status < 500, "{} for {:?}: {}", status, r, String::from_utf8_lossy(&body));
-        let ct = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str()).unwrap_or("");
-        if r.method != "HEAD" && status != 204 && !ct.starts_with("image/svg+xml") {
-            prop_assert_eq!(ct, "application/json; charset=utf-8", "{:?}", r);
-            let v: Value = serde_json::from_slice(&body).map_err(|e| TestCaseError::fail(format!("{e}: {r:?}")))?;
-            if status >= 400 {
-                let errors = v["errors"].as_array().ok_or_else(|| TestCaseError::fail(format!("no errors[]: {v}")))?;
-                prop_assert!(!errors.is_empty());
-                for e in errors {
-                    prop_assert_eq!(&e["code"], &json!(status.to_string()));
-                    prop_assert!(e["title"].is_string() && e["details"].is_string());
-                }
+/// Checks one answer: no 5xx, JSON in the contract's error format, and the
+/// rate-limit headers.
+fn check_answer(
+    r: &Req,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        status < 500,
+        "{} for {:?}: {}",
+        status,
+        r,
+        String::from_utf8_lossy(body)
+    );
+    let ct = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if r.method != "HEAD" && status != 204 && !ct.starts_with("image/svg+xml") {
+        prop_assert_eq!(ct, "application/json; charset=utf-8", "{:?}", r);
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| TestCaseError::fail(format!("{e}: {r:?}")))?;
+        if status >= 400 {
+            let errors = v["errors"]
+                .as_array()
+                .ok_or_else(|| TestCaseError::fail(format!("no errors[]: {v}")))?;
+            prop_assert!(!errors.is_empty());
+            for e in errors {
+                prop_assert_eq!(&e["code"], &json!(status.to_string()));
+                prop_assert!(e["title"].is_string() && e["details"].is_string());
             }
         }
-        prop_assert!(headers.iter().any(|(k, _)| k == "ratelimit-limit"), "rate-limit headers on every answer");
     }
+    prop_assert!(
+        headers.iter().any(|(k, _)| k == "ratelimit-limit"),
+        "rate-limit headers on every answer"
+    );
+    Ok(())
 }
 
 #[test]
-fn the_books_still_balance_after_the_fuzzing() {
-    // Runs after (or alongside) the fuzz cases on the same server.
+fn every_route_survives_hostile_input() {
     let w = world();
+    let config = ProptestConfig {
+        cases: 600,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&request(), |r| {
+        let (status, headers, body) = send(&w, &r);
+        check_answer(&r, status, &headers, &body)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The books still balance after all of it.
     w.server.check_passes();
 }
