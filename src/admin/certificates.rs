@@ -5,7 +5,7 @@
 //! here carry the source `admin`.
 
 use super::Filters;
-use crate::api::certificates::{document, render, render_expanded};
+use crate::api::certificates::{document, issued, render, render_expanded};
 use crate::api::input::Fields;
 use crate::api::{gifts as gift_api, redemptions as redemption_api, users as user_api};
 use crate::domain::catalog::{self, PRODUCT_TYPES};
@@ -226,10 +226,9 @@ pub fn issue(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
         expires_at,
     };
     let url = ctx.app.public_url.clone();
-    ctx.app.writer.run(move |db| {
-        let issued = certificates::issue(db, &merchant_id, &req, &url)?;
-        Ok(document(issued.iter().map(|c| render(c, &url)).collect()).respond(201))
-    })
+    ctx.app
+        .writer
+        .run(move |db| issued(db, &merchant_id, &req, &url))
 }
 
 fn void(ctx: &Ctx, id: &str, kind: Kind) -> Result<Response, ApiError> {
@@ -267,14 +266,7 @@ pub fn lookup(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
 /// `linked.certificates`, as in the merchant API.
 pub fn redeem(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let code = certificates::parse_code(params[0])?;
-    let body = ctx.body()?;
-    let mut f = Fields::new(&body, "redemption", true, "Unable to create redemption")?;
-    let amount = f
-        .raw("amount_to_redeem_cents")
-        .is_some()
-        .then(|| f.required_positive_cents("amount_to_redeem_cents"));
-    let location = f.line("redemption_location_id", 64);
-    f.finish()?;
+    let (amount, location) = redemption_api::parse_input(&ctx.body()?)?;
     let url = ctx.app.public_url.clone();
     ctx.app.writer.run(move |db| {
         let req = RedeemRequest {
@@ -282,12 +274,7 @@ pub fn redeem(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
             amount_cents: amount,
             location_id: location.as_deref(),
         };
-        let (r, balance) = redemptions::redeem(db, Actor::Operator, &req)?;
-        let mut doc = redemption_api::document(vec![redemption_api::render(&r)]);
-        if let Some(b) = balance {
-            doc = doc.linked("certificates", vec![render(&b, &url)]);
-        }
-        Ok(doc.respond(201))
+        redemption_api::redeemed(db, Actor::Operator, &req, &url)
     })
 }
 

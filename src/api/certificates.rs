@@ -294,10 +294,18 @@ pub fn issue(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
         expires_at,
     };
     let url = ctx.app.public_url.clone();
-    ctx.write(move |db| {
-        let issued = certificates::issue(db, &merchant_id, &req, &url)?;
-        Ok(document(issued.iter().map(|c| render(c, &url)).collect()).respond(201))
-    })
+    ctx.write(move |db| issued(db, &merchant_id, &req, &url))
+}
+
+/// Issues in the write transaction and answers 201 with the certificates.
+pub fn issued(
+    db: &Connection,
+    merchant_id: &str,
+    req: &IssueRequest,
+    public_url: &str,
+) -> Result<Response, ApiError> {
+    let issued = certificates::issue(db, merchant_id, req, public_url)?;
+    Ok(document(issued.iter().map(|c| render(c, public_url)).collect()).respond(201))
 }
 
 /// `POST /v2/certificates/{id}/certificates` (owner): split off a new

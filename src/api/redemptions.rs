@@ -8,6 +8,7 @@ use crate::domain::redemptions::{self, RedeemRequest, Redemption, Target};
 use crate::domain::{certificates, time};
 use crate::error::ApiError;
 use crate::web::{Ctx, Document, Page, Response};
+use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// The redemption as JSON.
@@ -99,16 +100,38 @@ enum By {
     Code,
 }
 
-fn redeem(ctx: &Ctx, target: &str, by: By) -> Result<Response, ApiError> {
-    let who = actor(ctx)?;
-    let body = ctx.body()?;
-    let mut f = Fields::new(&body, "redemption", true, "Unable to create redemption")?;
+/// Reads `amount_to_redeem_cents` (absent: the whole value) and
+/// `redemption_location_id`, flat or under `redemption`.
+pub fn parse_input(body: &Value) -> Result<(Option<i64>, Option<String>), ApiError> {
+    let mut f = Fields::new(body, "redemption", true, "Unable to create redemption")?;
     let amount = f
         .raw("amount_to_redeem_cents")
         .is_some()
         .then(|| f.required_positive_cents("amount_to_redeem_cents"));
     let location = f.line("redemption_location_id", 64);
     f.finish()?;
+    Ok((amount, location))
+}
+
+/// Redeems in the write transaction and answers 201 with the redemption
+/// and, after a partial redemption, the balance under `linked.certificates`.
+pub fn redeemed(
+    db: &Connection,
+    who: Actor,
+    req: &RedeemRequest,
+    public_url: &str,
+) -> Result<Response, ApiError> {
+    let (r, balance) = redemptions::redeem(db, who, req)?;
+    let mut doc = document(vec![render(&r)]);
+    if let Some(b) = balance {
+        doc = doc.linked("certificates", vec![render_certificate(&b, public_url)]);
+    }
+    Ok(doc.respond(201))
+}
+
+fn redeem(ctx: &Ctx, target: &str, by: By) -> Result<Response, ApiError> {
+    let who = actor(ctx)?;
+    let (amount, location) = parse_input(&ctx.body()?)?;
     if let By::Code = by {
         certificates::parse_code(target)?;
     }
@@ -133,12 +156,7 @@ fn redeem(ctx: &Ctx, target: &str, by: By) -> Result<Response, ApiError> {
             amount_cents: amount,
             location_id: location.as_deref(),
         };
-        let (r, balance) = redemptions::redeem(db, who, &req)?;
-        let mut doc = document(vec![render(&r)]);
-        if let Some(b) = balance {
-            doc = doc.linked("certificates", vec![render_certificate(&b, &url)]);
-        }
-        Ok(doc.respond(201))
+        redeemed(db, who, &req, &url)
     })
 }
 
