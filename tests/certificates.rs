@@ -1088,3 +1088,30 @@ fn lists_filter_and_paginate() {
         assert_ne!(s.get(&concrete, &h).status, 404, "{concrete}");
     }
 }
+
+#[test]
+fn a_gift_spent_at_the_till_withdraws_its_email() {
+    let s = Server::start();
+    let shop = shop(&s, "Shop", true);
+    let ann = s.user("ann@example.com");
+    let c = issue_to(&s, &shop, &ann);
+    let r = s.post(
+        &format!("/v2/certificates/{}/gifts", id(&c)),
+        &ann.headers(),
+        json!({"gift": {"sender_name": "Ann", "recipient_email": "bob@example.com", "send_date": "2099-01-01"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gift = r.first("gifts").clone();
+    let r = redeem_code(&s, &shop.merchant, &code(&c), json!({}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let status: String = s
+        .sql()
+        .query_row(
+            "SELECT status FROM outbox WHERE gift_id = ?1",
+            [id(&gift)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "cancelled");
+    s.check_passes();
+}

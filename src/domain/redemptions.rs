@@ -4,7 +4,7 @@
 use crate::domain::catalog;
 use crate::domain::certificates::{self, refusal, Actor, Certificate, NewCertificate};
 use crate::domain::ledger::{self, Kind};
-use crate::domain::{ids, money, time};
+use crate::domain::{gifts, ids, money, time};
 use crate::error::ApiError;
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -212,6 +212,10 @@ pub fn redeem(
             redemption_id: Some(&redemption_id),
         },
     )?;
+    if cert.status == "gifted" {
+        // Spent at the till before the gift email went out: withdraw it.
+        gifts::withdraw_open(db, &cert.id)?;
+    }
     cert.status = "redeemed".into();
     certificates::store(db, &cert)?;
     let balance = match balance_id {
