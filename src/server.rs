@@ -171,9 +171,12 @@ fn listen(addr: &str, timeout: Duration) -> Result<tiny_http::Server, String> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let socket = socket2::SockRef::from(&listener);
+    // TCP_NODELAY is inherited too: answers go out at once, not after
+    // Nagle's wait for the client's delayed ACK.
     socket
         .set_read_timeout(Some(timeout))
         .and_then(|_| socket.set_write_timeout(Some(timeout)))
+        .and_then(|_| socket.set_tcp_nodelay(true))
         .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
     tiny_http::Server::from_listener(listener, None)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))

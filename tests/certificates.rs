@@ -1115,3 +1115,46 @@ fn a_gift_spent_at_the_till_withdraws_its_email() {
     assert_eq!(status, "cancelled");
     s.check_passes();
 }
+
+#[test]
+fn the_expanded_view_follows_catalog_changes() {
+    // The catalog pieces are cached per worker; a change must show at once.
+    let s = Server::start_with(&["--threads", "1"], &[]);
+    let shop = shop(&s, "Shop", true);
+    let ann = s.user("ann@example.com");
+    let c = issue_to(&s, &shop, &ann);
+    let h = shop.merchant.headers();
+    let path = format!("/v2/certificates/{}", id(&c));
+    let before = s.get(&path, &h);
+    assert_eq!(
+        before.first("certificates")["product"]["tagline"],
+        "Dinner for two"
+    );
+    assert_eq!(
+        s.get(&path, &h).first("certificates")["product"]["tagline"],
+        "Dinner for two"
+    );
+    let r = s.put(
+        &format!("/v2/products/{}", shop.product_id),
+        &h,
+        json!({"product": {"tagline": "Lunch"}}),
+    );
+    assert_eq!(r.status, 200);
+    let r = s.put(
+        &format!("/v2/product_options/{}", shop.option_id),
+        &h,
+        json!({"product_option": {"count": 7}}),
+    );
+    assert_eq!(r.status, 200);
+    let after = s.get(&path, &h);
+    let cert = after.first("certificates");
+    assert_eq!(cert["product"]["tagline"], "Lunch");
+    assert_eq!(cert["product_option"]["count"], 7);
+    assert_eq!(cert["product"]["product_options"][0]["count"], 7);
+    // Issuing takes inventory: the count shown drops with it.
+    issue_to(&s, &shop, &ann);
+    assert_eq!(
+        s.get(&path, &h).first("certificates")["product_option"]["count"],
+        6
+    );
+}

@@ -3,6 +3,7 @@
 
 use crate::api::input::Fields;
 use crate::api::{locations, merchants, product_options, products};
+use crate::db::cache;
 use crate::domain::catalog::{self, PRODUCT_TYPES};
 use crate::domain::certificates::{
     self, Actor, Certificate, Filter, IssueRequest, MAX_QUANTITY, STATUSES,
@@ -58,28 +59,38 @@ pub fn render(c: &Certificate, public_url: &str) -> Value {
 }
 
 /// The certificate with its merchant (and locations), product (with
-/// options and redemption locations) and product option embedded.
+/// options and redemption locations) and product option embedded. The
+/// catalog pieces come from the worker's render cache while the database
+/// is unchanged.
 pub fn render_expanded(
     db: &Connection,
     c: &Certificate,
     public_url: &str,
 ) -> Result<Value, ApiError> {
     let mut v = render(c, public_url);
-    let merchant = catalog::merchant(db, &c.merchant_id)?.ok_or_else(ApiError::not_found)?;
-    let (locs, _) = catalog::merchant_locations(db, &c.merchant_id, 1000, 0)?;
-    let mut m = merchants::render(&merchant, locs.iter().map(|l| l.id.clone()).collect());
-    m["locations"] = Value::Array(locs.iter().map(locations::render).collect());
-    let product = catalog::product(db, &c.product_id)?.ok_or_else(ApiError::not_found)?;
-    let mut p = products::render_with_links(db, &product)?;
-    let (options, _) = catalog::product_options(db, &product.id, 1000, 0)?;
-    p["product_options"] = Value::Array(options.iter().map(product_options::render).collect());
-    let (plocs, _) = catalog::product_locations(db, &product.id, 1000, 0)?;
-    p["redemption_locations"] = Value::Array(plocs.iter().map(locations::render).collect());
-    let option =
-        catalog::product_option(db, &c.product_option_id)?.ok_or_else(ApiError::not_found)?;
-    v["merchant"] = m;
-    v["product"] = p;
-    v["product_option"] = product_options::render(&option);
+    v["merchant"] = cache::cached(db, &format!("merchant:{}", c.merchant_id), || {
+        let merchant = catalog::merchant(db, &c.merchant_id)?.ok_or_else(ApiError::not_found)?;
+        let (locs, _) = catalog::merchant_locations(db, &c.merchant_id, 1000, 0)?;
+        let mut m = merchants::render(&merchant, locs.iter().map(|l| l.id.clone()).collect());
+        m["locations"] = Value::Array(locs.iter().map(locations::render).collect());
+        Ok(m)
+    })?;
+    v["product"] = cache::cached(db, &format!("product:{}", c.product_id), || {
+        let product = catalog::product(db, &c.product_id)?.ok_or_else(ApiError::not_found)?;
+        let (options, _) = catalog::product_options(db, &product.id, 1000, 0)?;
+        let (plocs, _) = catalog::product_locations(db, &product.id, 1000, 0)?;
+        let option_ids: Vec<String> = options.iter().map(|o| o.id.clone()).collect();
+        let location_ids = catalog::product_location_ids(db, &product.id)?;
+        let mut p = products::render(&product, &location_ids, &option_ids);
+        p["product_options"] = Value::Array(options.iter().map(product_options::render).collect());
+        p["redemption_locations"] = Value::Array(plocs.iter().map(locations::render).collect());
+        Ok(p)
+    })?;
+    v["product_option"] = cache::cached(db, &format!("option:{}", c.product_option_id), || {
+        let option =
+            catalog::product_option(db, &c.product_option_id)?.ok_or_else(ApiError::not_found)?;
+        Ok(product_options::render(&option))
+    })?;
     Ok(v)
 }
 

@@ -1,6 +1,7 @@
 //! Storage: opening the SQLite file with the right pragmas, migrations by
 //! `PRAGMA user_version`, the single writer thread and per-worker readers.
 
+pub mod cache;
 mod writer;
 
 pub use writer::Writer;
