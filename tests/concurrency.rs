@@ -137,3 +137,58 @@ fn ten_of_thirty_two_small_redemptions_fit() {
     assert_eq!(open, 0);
     s.check_passes();
 }
+
+/// Group commit: concurrent redemptions share transactions (one fsync for
+/// many), and each answer still comes after its commit.
+#[test]
+fn concurrent_writes_are_committed_in_groups() {
+    let s = Server::start_with(&["--rate-limits", "false"], &[]);
+    let shop = common::shop(&s, "Shop", true);
+    let h = shop.merchant.headers();
+    let r = s.post(
+        "/v2/certificates",
+        &h,
+        json!({"certificate": {"product_option_id": shop.option_id, "quantity": 100}}),
+    );
+    let codes: Vec<String> = r.body["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["claim_code"].as_str().unwrap().to_string())
+        .collect();
+    let barrier = Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (codes, barrier, s, h) = (&codes, &barrier, &s, &h);
+            scope.spawn(move || {
+                barrier.wait();
+                for code in codes.iter().skip(t).step_by(THREADS) {
+                    let r = s.post(&format!("/v2/claim_codes/{code}/redemptions"), h, json!({}));
+                    assert_eq!(r.status, 201, "{}", r.text);
+                }
+            });
+        }
+    });
+    s.check_passes();
+    let log = s.stop();
+    let line = log
+        .lines()
+        .find(|l| l.contains("writer:"))
+        .expect("writer stats in the log");
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let (jobs, commits, largest) = (
+        numbers[numbers.len() - 3],
+        numbers[numbers.len() - 2],
+        numbers[numbers.len() - 1],
+    );
+    assert!(jobs >= 100 + 3, "{line}");
+    assert!(
+        commits < jobs,
+        "some transactions carried several jobs: {line}"
+    );
+    assert!(largest > 1, "{line}");
+}

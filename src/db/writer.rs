@@ -6,8 +6,9 @@
 use crate::error::ApiError;
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Most jobs folded into one transaction.
@@ -20,20 +21,40 @@ type Job = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
 pub struct Writer {
     sender: Mutex<Option<SyncSender<Job>>>,
     thread: Mutex<Option<JoinHandle<Connection>>>,
+    stats: Arc<Stats>,
+}
+
+/// Counters that show group commit at work.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Jobs run.
+    pub jobs: AtomicU64,
+    /// Transactions committed (each one fsync).
+    pub commits: AtomicU64,
+    /// The most jobs in one transaction.
+    pub largest_batch: AtomicU64,
 }
 
 impl Writer {
     /// Starts the writer thread, which owns `conn` until `shutdown`.
     pub fn start(conn: Connection) -> Writer {
         let (sender, receiver) = mpsc::sync_channel::<Job>(4096);
+        let stats = Arc::new(Stats::default());
+        let counters = stats.clone();
         let thread = std::thread::Builder::new()
             .name("writer".into())
-            .spawn(move || run(conn, receiver))
+            .spawn(move || run(conn, receiver, &counters))
             .expect("spawn writer thread");
         Writer {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
+            stats,
         }
+    }
+
+    /// The group-commit counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Runs `f` in the write transaction and returns its result once the
@@ -83,11 +104,18 @@ impl Writer {
             if let Ok(conn) = h.join() {
                 let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
             }
+            let s = &self.stats;
+            crate::log::info(&format!(
+                "writer: {} jobs in {} transactions (largest batch {})",
+                s.jobs.load(Ordering::Relaxed),
+                s.commits.load(Ordering::Relaxed),
+                s.largest_batch.load(Ordering::Relaxed)
+            ));
         }
     }
 }
 
-fn run(conn: Connection, jobs: Receiver<Job>) -> Connection {
+fn run(conn: Connection, jobs: Receiver<Job>, stats: &Stats) -> Connection {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -96,7 +124,11 @@ fn run(conn: Connection, jobs: Receiver<Job>) -> Connection {
                 Err(_) => break,
             }
         }
+        let n = batch.len() as u64;
         run_batch(&conn, batch);
+        stats.jobs.fetch_add(n, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.largest_batch.fetch_max(n, Ordering::Relaxed);
     }
     conn
 }

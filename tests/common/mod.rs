@@ -195,6 +195,18 @@ impl Server {
         Server::start_on(dir, self.db.clone(), args, &[])
     }
 
+    /// Stops the server with SIGINT, waits for it, and returns its log.
+    pub fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "server exited with {exit}");
+        self.log()
+    }
+
     /// Kills the server with SIGKILL (no shutdown at all) and starts it
     /// again on the same database with `args`.
     pub fn crash_restart(mut self, args: &[&str]) -> Server {
