@@ -180,8 +180,10 @@ wrk_run() {
   wait "$wrk_pid" || die "wrk failed for $name: $(tail -n 3 "$out")"
   echo "starved connections at mid-run: $starved" >>"$out"
   alive "$pid" "the server under test" "$slog"
-  [ "$starved" = 0 ] ||
-    log "WARNING $name: $starved of $conns connections had a request waiting unread all through mid-run (tiny_http task-pool starvation; the figure is for fewer connections)"
+  if [ "$starved" != 0 ]; then
+    WARNINGS+=("$name: $starved of $conns connections had a request waiting unread all through mid-run (tiny_http task-pool starvation; the figure is for fewer connections)")
+    log "WARNING ${WARNINGS[-1]}"
+  fi
   local line
   line=$(grep '^RESULT ' "$out" | tail -n 1)
   [ -n "$line" ] || die "no RESULT line from wrk for $name (see $out)"
@@ -244,6 +246,7 @@ starved_connections() {
 }
 
 declare -A R # results: R[key]=value
+WARNINGS=()
 
 # ------------------------------------------------------------ the limits
 
@@ -447,7 +450,7 @@ report() {
   echo "| idle RSS after start (VmRSS) | $(mib "${R[small.idle_kb]}") MiB | $([ "$BIG" = 1 ] && echo "$(mib "${R[big.idle_kb]}") MiB") |"
   echo "| peak RSS under the load (VmHWM) | $(mib "${R[small.peak_kb]}") MiB | $([ "$BIG" = 1 ] && echo "$(mib "${R[big.peak_kb]}") MiB") |"
   echo "| start to first 200, empty database (median of ${R[startup.runs]}) | ${R[startup.empty]} ms | |"
-  echo "| start to first 200, restart on that database (median) | ${R[startup.restart]} ms | |"
+  echo "| start to first 200, restart after kill -9 on that database (median) | ${R[startup.restart]} ms | |"
   echo "| seeding (s) | ${R[small.seed_s]} | $([ "$BIG" = 1 ] && echo "${R[big.seed_s]}") |"
   echo "| redemptions made (all verified) | ${R[small.redemptions]} | $([ "$BIG" = 1 ] && echo "${R[big.redemptions]}") |"
   echo
@@ -474,6 +477,12 @@ report() {
     target "peak RSS under load (big), MiB" "$(mib "${R[big.peak_kb]}")" "<=" 64
   fi
   target "start to first response, empty db, ms" "${R[startup.empty]}" "<=" 100
+  if [ "${#WARNINGS[@]}" -gt 0 ]; then
+    echo
+    echo "## Warnings"
+    echo
+    printf -- '- %s\n' "${WARNINGS[@]}"
+  fi
   echo
   echo "Total time of this run: $(($(date +%s) - STARTED)) s (build included). Raw outputs: target/bench/logs/."
 }
