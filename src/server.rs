@@ -20,7 +20,7 @@ const DRAIN: Duration = Duration::from_secs(4);
 /// Longest time a worker waits for one request body to arrive.
 const BODY_DEADLINE: Duration = Duration::from_secs(15);
 /// While draining, a worker stops after this long without a request.
-const QUIET: Duration = Duration::from_millis(750);
+const QUIET: Duration = Duration::from_millis(500);
 
 /// A started server: its address and the means to stop it.
 pub struct Running {
@@ -367,7 +367,9 @@ fn send(rq: tiny_http::Request, r: Response, close: bool) -> std::io::Result<()>
             out.add_header(h);
         }
     };
-    add("Content-Type", &r.content_type);
+    if !r.content_type.is_empty() {
+        add("Content-Type", &r.content_type);
+    }
     for (k, v) in &r.headers {
         add(k, v);
     }

@@ -1860,6 +1860,10 @@ fn wrong_method_gets_405_with_allow() {
         let mut got: Vec<&str> = allow.split(',').map(str::trim).collect();
         got.sort();
         let mut want = allowed.clone();
+        // HEAD is served wherever GET is.
+        if want.contains(&"GET") {
+            want.push("HEAD");
+        }
         want.sort();
         assert_eq!(got, want, "{method} {path}: Allow: {allow}");
     }
@@ -2097,4 +2101,43 @@ fn sigint_lets_an_in_flight_request_finish() {
 #[test]
 fn sigint_lets_an_in_flight_large_request_finish() {
     in_flight_signup_survives_sigint(4000);
+}
+
+#[test]
+fn head_qr_accept_and_idempotency_on_reads() {
+    let s = Server::start();
+    // HEAD answers like GET, without a body.
+    let r = s.req("HEAD", "/healthz", &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text, "");
+    // The QR image honours an Accept that asks for SVG.
+    let code = "ABCD-EFGH-JKMNPQRM";
+    let valid = (0..32)
+        .map(|i| {
+            format!(
+                "{}{}",
+                &code[..17],
+                "0123456789ABCDEFGHJKMNPQRSTVWXYZ".as_bytes()[i] as char
+            )
+        })
+        .find(|c| s.get(&format!("/v2/claim_codes/{c}/qrcode"), &[]).status == 200)
+        .expect("one check character fits");
+    let r = s.get(
+        &format!("/v2/claim_codes/{valid}/qrcode"),
+        &h(&[("Accept", "image/svg+xml")]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("Content-Type"), Some("image/svg+xml"));
+    // Reads ignore Idempotency-Key, even an invalid one.
+    let r = s.get("/healthz", &h(&[("Idempotency-Key", "")]));
+    assert_eq!(r.status, 200);
+    let key = h(&[("Idempotency-Key", "k1")]);
+    let body = json!({"name": "A", "email": "a@example.com", "message": "hi"});
+    assert_eq!(s.post("/v2/support_tickets", &key, body).status, 201);
+    assert_eq!(s.get("/healthz", &key).status, 200);
+    // A 204 carries no Content-Type.
+    let u = s.user("ann@example.com");
+    let r = s.delete("/v2/tokens", &u.headers());
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("Content-Type"), None);
 }

@@ -22,6 +22,10 @@ pub struct Key {
 impl Key {
     /// The request's key, if any; 400 when it is empty or too long.
     pub fn from_request(req: &Request, principal: &Principal) -> Result<Option<Key>, ApiError> {
+        // Only changes take a key; reads ignore the header.
+        if !matches!(req.method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH") {
+            return Ok(None);
+        }
         let Some(key) = req.header("idempotency-key") else {
             return Ok(None);
         };

@@ -116,6 +116,9 @@ pub fn handle(app: &App, db: &Connection, req: &Request) -> Response {
     for (k, v) in standing.headers() {
         response.headers.push((k.to_string(), v));
     }
+    if req.method == "HEAD" {
+        response.body.clear();
+    }
     response
 }
 
@@ -125,8 +128,10 @@ fn dispatch(
     req: &Request,
     standing: &mut Option<Standing>,
 ) -> Result<Response, ApiError> {
+    // The admin page and the QR images answer in their own media types.
     let admin = req.segments.first().map(String::as_str) == Some("admin");
-    if !admin && !req.accepts_json() {
+    let image = req.segments.last().map(String::as_str) == Some("qrcode");
+    if !admin && !image && !req.accepts_json() {
         return Err(ApiError::new(
             406,
             "Not Acceptable",
@@ -140,8 +145,17 @@ fn dispatch(
             format!("No route for {}", req.path),
         ));
     };
-    let Some(&(_, handler)) = methods.iter().find(|(m, _)| *m == req.method) else {
-        let allow: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
+    // HEAD is GET without the body (`handle` drops it).
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method.as_str()
+    };
+    let Some(&(_, handler)) = methods.iter().find(|(m, _)| *m == method) else {
+        let mut allow: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
+        if allow.contains(&"GET") {
+            allow.push("HEAD");
+        }
         return Err(ApiError::new(
             405,
             "Method Not Allowed",

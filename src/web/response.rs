@@ -26,11 +26,11 @@ impl Response {
         }
     }
 
-    /// 204 with an empty body.
+    /// 204 with an empty body (and no Content-Type).
     pub fn no_content() -> Response {
         Response {
             status: 204,
-            content_type: JSON.to_string(),
+            content_type: String::new(),
             headers: Vec::new(),
             body: Vec::new(),
         }
