@@ -10,8 +10,10 @@
 --   BENCH_KEY, BENCH_SECRET   merchant credentials (optional)
 --   BENCH_ONCE     1: every item is used at most once (redemptions): wrk
 --                  thread t of BENCH_THREADS takes items OFFSET+t,
---                  OFFSET+t+T, ...; 0 (default): threads cycle through the
---                  list from different starting points
+--                  OFFSET+t+T, ...; a thread out of items sets exhausted=1
+--                  (the run is void) and sends GET /healthz from then on;
+--                  0 (default): threads cycle through the list from
+--                  different starting points
 --   BENCH_OFFSET   first item index (0-based) for BENCH_ONCE
 --   BENCH_THREADS  the -t given to wrk (BENCH_ONCE needs it)
 --
@@ -70,11 +72,12 @@ function request()
   local item
   if limit then
     if i >= limit then
+      -- Out of items: the run is void (bench/run.sh repeats it with more).
+      -- Keep the connection busy with something that changes nothing.
       exhausted = 1
-      item = "POOL-EXHAUSTED"
-    else
-      item = items[i + 1]
+      return wrk.format("GET", "/healthz", headers)
     end
+    item = items[i + 1]
     i = i + step
   else
     item = items[i + 1]
@@ -85,6 +88,7 @@ function request()
 end
 
 function response(status, hdrs, resp_body)
+  if exhausted == 1 then return end
   if status == expect then
     ok = ok + 1
   else
