@@ -161,6 +161,19 @@ stop() {
   fi
 }
 
+# CPU time in clock ticks: the whole machine busy, one process, and this
+# shell's waited-for children (wrk).
+busy_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+proc_jiffies() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Sets KIDS (`times` must run in this shell, not in a $(...) subshell).
+children_jiffies() {
+  times >"$OUT/.times"
+  KIDS=$(awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+    printf "%d", t * hz }' "$OUT/.times")
+}
+
 proc_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 alive() { kill -0 "$1" 2>/dev/null || die "$2 (pid $1) has crashed: $(tail -n 5 "$3")"; }
@@ -178,14 +191,24 @@ wrk_run() {
   local out=$LOGS/$name.wrk.txt
   warm_pool "$((conns + 4))" || die "cannot open warm-up connections to $ADDR"
   echo "load before: $(cat /proc/loadavg)" >"$out"
+  local busy0 srv0 kids0 t0
+  children_jiffies
+  busy0=$(busy_jiffies) srv0=$(proc_jiffies "$pid") kids0=$KIDS t0=$(date +%s%N)
   env "$@" BENCH_THREADS="$threads" \
     wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s --latency -s "$LUA" "http://$ADDR/" >>"$out" 2>&1 &
   local wrk_pid=$!
   sleep "$(awk -v d="$dur" 'BEGIN { print d / 2 }')"
   local starved
   starved=$(starved_connections)
+  ps -eo pcpu,comm --sort=-pcpu | head -n 6 >>"$out"
   wait "$wrk_pid" || die "wrk failed for $name: $(tail -n 3 "$out")"
   echo "starved connections at mid-run: $starved" >>"$out"
+  # Share of the machine's CPU used by neither wrk nor the server.
+  children_jiffies
+  OTHER=$(awk -v b="$(($(busy_jiffies) - busy0))" -v s="$(($(proc_jiffies "$pid") - srv0))" \
+    -v k="$((KIDS - kids0))" -v ns="$(($(date +%s%N) - t0))" -v c="$CORES" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { o = (b - s - k) / (ns / 1e9 * c * hz) * 100; if (o < 0) o = 0; printf "%.0f", o }')
+  echo "other processes' CPU during the run: $OTHER % of the machine" >>"$out"
   alive "$pid" "the server under test" "$slog"
   if [ "$starved" != 0 ]; then
     WARNINGS+=("$name: $starved of $conns connections made no progress for 1 s at mid-run (tiny_http task-pool starvation: the figure is for fewer connections)")
@@ -215,7 +238,7 @@ wrk_run() {
   OKS=$ok
   ISSUED=$(field issued "$line")
   NEXT=$(field next_offset "$line")
-  log "$name: $RPS req/s, p50 $P50 ms, p99 $P99 ms ($requests answers, all as expected)"
+  log "$name: $RPS req/s, p50 $P50 ms, p99 $P99 ms ($requests answers, all as expected; other processes used $OTHER % of the CPU)"
 }
 
 # warm_pool N: opens N keep-alive connections to $ADDR one after the
@@ -287,7 +310,7 @@ measure_limits() {
   DURATION_OVERRIDE=$WARM wrk_run bare.warmup 8 "$pid" "$LOGS/bare.log" "${list[@]}"
   for c in "${CONNS[@]}"; do
     wrk_run "bare.c$c" "$c" "$pid" "$LOGS/bare.log" "${list[@]}"
-    R[bare.$c.rps]=$RPS R[bare.$c.p50]=$P50 R[bare.$c.p99]=$P99
+    R[bare.$c.rps]=$RPS R[bare.$c.p50]=$P50 R[bare.$c.p99]=$P99 R[bare.$c.other]=$OTHER
   done
   R[bare.hwm]=$(proc_kb "$pid" VmHWM)
   stop "$pid"
@@ -329,26 +352,27 @@ measure_server() {
   DURATION_OVERRIDE=$WARM wrk_run "$size.warmup" 8 "$pid" "$slog" "${cert[@]}"
   for c in "${CONNS[@]}"; do
     wrk_run "$size.cert.c$c" "$c" "$pid" "$slog" "${cert[@]}"
-    R[$size.cert.$c.rps]=$RPS R[$size.cert.$c.p50]=$P50 R[$size.cert.$c.p99]=$P99
+    R[$size.cert.$c.rps]=$RPS R[$size.cert.$c.p50]=$P50 R[$size.cert.$c.p99]=$P99 R[$size.cert.$c.other]=$OTHER
   done
   for c in "${CONNS[@]}"; do
     wrk_run "$size.code.c$c" "$c" "$pid" "$slog" "${code[@]}"
-    R[$size.code.$c.rps]=$RPS R[$size.code.$c.p50]=$P50 R[$size.code.$c.p99]=$P99
+    R[$size.code.$c.rps]=$RPS R[$size.code.$c.p50]=$P50 R[$size.code.$c.p99]=$P99 R[$size.code.$c.other]=$OTHER
   done
   # Redemptions, each on a distinct pending certificate. The pool of
   # such certificates is added now, between runs (the server is idle), and
-  # topped up before each run to what that run could at most redeem:
-  # a redemption does a claim-code lookup and a durable commit, so it is
-  # no faster than either, and c connections do at most c/c' times what
-  # c' did (latency only grows with load); 20 % margin on top.
+  # topped up before each run to what that run will likely redeem: at one
+  # connection half the durable commit rate, then 3 and 1.5 times the
+  # previous run's rate (never more than the claim-code lookups), 25 %
+  # margin. A run that still runs out is void and repeated with more.
   local offset=0 size_pool=0 oks=0 issued=0 prev_c=0 prev_rps=0 bound need
   for c in "${CONNS[@]}"; do
     if [ "$prev_c" = 0 ]; then
-      bound=$(awk -v a="${R[commit.rate]}" -v b="${R[$size.code.$c.rps]}" 'BEGIN { print (a < b ? a : b) }')
+      bound=$(awk -v a="${R[commit.rate]}" -v b="${R[$size.code.$c.rps]}" 'BEGIN { a /= 2; print (a < b ? a : b) }')
     else
-      bound=$(awk -v r="$prev_rps" -v k="$((c / prev_c))" -v b="${R[$size.code.$c.rps]}" 'BEGIN { x = r * k; print (x < b ? x : b) }')
+      bound=$(awk -v r="$prev_rps" -v k="$((c / prev_c > 4 ? 3 : 2))" -v b="${R[$size.code.$c.rps]}" \
+        'BEGIN { x = r * (k == 3 ? 3 : 1.5); print (x < b ? x : b) }')
     fi
-    need=$(awk -v b="$bound" -v d="$DUR" 'BEGIN { printf "%d", b * d * 1.2 + 1000 }')
+    need=$(awk -v b="$bound" -v d="$DUR" 'BEGIN { printf "%d", b * d * 1.25 + 1000 }')
     local attempt
     for attempt in 1 2 3; do
       if [ $((size_pool - offset)) -lt "$need" ]; then
@@ -367,7 +391,7 @@ measure_server() {
       offset=$size_pool need=$((need * 4))
       [ "$attempt" = 3 ] && die "$size.redeem.c$c: the pool ran out three times"
     done
-    R[$size.redeem.$c.rps]=$RPS R[$size.redeem.$c.p50]=$P50 R[$size.redeem.$c.p99]=$P99
+    R[$size.redeem.$c.rps]=$RPS R[$size.redeem.$c.p50]=$P50 R[$size.redeem.$c.p99]=$P99 R[$size.redeem.$c.other]=$OTHER
     offset=$NEXT prev_c=$c prev_rps=$RPS
   done
   R[$size.peak_kb]=$(proc_kb "$pid" VmHWM)
@@ -426,29 +450,29 @@ report() {
   label_big=$(printf "%'d" "$LARGE" 2>/dev/null || echo "$LARGE")
   echo "# instagift benchmark results"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml schema.sql 2>/dev/null || echo ' (src has uncommitted changes)')"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), built from commit ${R[rev]}"
   echo "- machine: $CORES cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
   echo "- disk of the databases: $(df -P "$WORK" | awk 'NR == 2 { print $1 }') ($(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null || echo '?'))"
-  echo "- load average before / after: ${R[load.before]} / $(cut -d' ' -f1-3 /proc/loadavg) (wrk and the server share the same $CORES cores; other processes may have been running)"
+  echo "- load average before / after: ${R[load.before]} / $(cut -d' ' -f1-3 /proc/loadavg); wrk and the server share the same $CORES cores, and \"other CPU %\" is the share of the machine used by neither during that run (other processes: noise)"
   echo "- wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }'), ${DUR} s per run, threads = min(connections, cores), keep-alive; server: ${BENCH_SERVER_BIN:-target/release/instagift} (run from a copy), --rate-limits false, access log to a file"
   echo "- databases: $label_small$([ "$BIG" = 1 ] && echo " and $label_big") certificates (90 % pending, 10 % assigned) for the lookups; for the redemptions, pending certificates are added between runs, as many as each run could redeem: ${R[small.pool]}$([ "$BIG" = 1 ] && echo " and ${R[big.pool]}") in all"
   echo
   echo "## Limits (same run, same machine)"
   echo
-  echo "| limit | conns | req/s | p50 ms | p99 ms |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| limit | conns | req/s | p50 ms | p99 ms | other CPU % |"
+  echo "|---|---:|---:|---:|---:|---:|"
   for c in "${CONNS[@]}"; do
-    echo "| bare tiny_http, fixed JSON | $c | ${R[bare.$c.rps]} | ${R[bare.$c.p50]} | ${R[bare.$c.p99]} |"
+    echo "| bare tiny_http, fixed JSON | $c | ${R[bare.$c.rps]} | ${R[bare.$c.p50]} | ${R[bare.$c.p99]} | ${R[bare.$c.other]} |"
   done
-  echo "| bare SQLite durable 1-row commit | 1 | ${R[commit.rate]} | ${R[commit.p50]} | ${R[commit.p99]} |"
+  echo "| bare SQLite durable 1-row commit | 1 | ${R[commit.rate]} | ${R[commit.p50]} | ${R[commit.p99]} | |"
   for size in "${sizes[@]}"; do
     local label=$label_small
     [ "$size" = big ] && label=$label_big
     echo
     echo "## Server, $label certificates"
     echo
-    echo "| request | conns | req/s | p50 ms | p99 ms | limit | ratio |"
-    echo "|---|---:|---:|---:|---:|---|---:|"
+    echo "| request | conns | req/s | p50 ms | p99 ms | limit | ratio | other CPU % |"
+    echo "|---|---:|---:|---:|---:|---|---:|---:|"
     for t in cert code redeem; do
       for c in "${CONNS[@]}"; do
         local name limit lname
@@ -457,7 +481,7 @@ report() {
           code) name='GET /v2/claim_codes/{code}' limit=${R[bare.$c.rps]} lname="bare http c$c" ;;
           redeem) name='POST /v2/claim_codes/{code}/redemptions' limit=${R[commit.rate]} lname="1-row commits" ;;
         esac
-        echo "| $name | $c | ${R[$size.$t.$c.rps]} | ${R[$size.$t.$c.p50]} | ${R[$size.$t.$c.p99]} | $lname | $(ratio "${R[$size.$t.$c.rps]}" "$limit") |"
+        echo "| $name | $c | ${R[$size.$t.$c.rps]} | ${R[$size.$t.$c.p50]} | ${R[$size.$t.$c.p99]} | $lname | $(ratio "${R[$size.$t.$c.rps]}" "$limit") | ${R[$size.$t.$c.other]} |"
       done
     done
   done
@@ -525,6 +549,7 @@ report() {
 mkdir -p "$OUT" "$WORK" "$LOGS"
 rm -f "$LOGS"/*
 R[load.before]=$(cut -d' ' -f1-3 /proc/loadavg)
+R[rev]="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock schema.sql static 2>/dev/null || echo ' + uncommitted changes in src')"
 ensure_wrk
 build
 R[binary]=$(stat -c %s "$SERVER")
