@@ -133,14 +133,26 @@ fn add_pool(args: &Args) -> Res<()> {
         )
         .map_err(|e| format!("no seeded product option: {e}"))?;
     pool(&mut conn, args, &merchant_id, &option_id)?;
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .map_err(err)?;
+    finish(conn, &args.db)?;
     eprintln!(
         "seed: pool of {} pending certificates added in {:.1} s",
         args.pool,
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Checkpoints the WAL into the file and flushes the file to the disk.
+/// Without the flush, the seed's unsynced writes stay dirty in the page
+/// cache, and the server's first checkpoint fsync has to write them all:
+/// a stall of a tenth of a second or more inside the measured runs.
+fn finish(conn: Connection, db: &Path) -> Res<()> {
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(err)?;
+    drop(conn);
+    File::open(db)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("cannot flush {}: {e}", db.display()))
 }
 
 fn err<E: std::fmt::Display>(e: E) -> String {
@@ -298,12 +310,10 @@ fn seed(args: &Args) -> Res<()> {
     ids_out.flush().map_err(err)?;
     codes_out.flush().map_err(err)?;
     pool(&mut conn, args, &merchant_id, &option.id)?;
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .map_err(err)?;
     let total: i64 = conn
         .query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))
         .map_err(err)?;
-    drop(conn);
+    finish(conn, &args.db)?;
 
     let env = format!(
         "MERCHANT_ID={merchant_id}\nMERCHANT_KEY={key}\nMERCHANT_SECRET={secret}\n\
