@@ -29,15 +29,7 @@ pub fn users(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
              {filter} ORDER BY u.created_at DESC, u.rowid DESC LIMIT ?2 OFFSET ?3"
         ))?
         .query_map((&pattern, page.limit(), page.offset()), |r| {
-            let u = users::User {
-                id: r.get(0)?,
-                email: r.get(1)?,
-                first_name: r.get(2)?,
-                last_name: r.get(3)?,
-                last_login_at: r.get(4)?,
-                created_at: r.get(5)?,
-                updated_at: r.get(6)?,
-            };
+            let u = users::from_row(r)?;
             let mut v = user_api::render(&u, true, None);
             v["certificates_count"] = json!(r.get::<_, i64>(7)?);
             Ok(v)
@@ -69,20 +61,6 @@ pub fn gifts(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     )
 }
 
-const TICKET_COLUMNS: &str = "id, name, email, message, status, created_at, updated_at";
-
-fn ticket_row(r: &Row) -> rusqlite::Result<tickets::Ticket> {
-    Ok(tickets::Ticket {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        email: r.get(2)?,
-        message: r.get(3)?,
-        status: r.get(4)?,
-        created_at: r.get(5)?,
-        updated_at: r.get(6)?,
-    })
-}
-
 /// `GET /admin/api/support_tickets?status=open|closed`: newest first.
 pub fn tickets(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     let page = Page::from_request(ctx.req)?;
@@ -92,10 +70,11 @@ pub fn tickets(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     let items = ctx
         .db
         .prepare_cached(&format!(
-            "SELECT {TICKET_COLUMNS} {filter} ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
+            "SELECT {} {filter} ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3",
+            tickets::COLUMNS
         ))?
         .query_map((&status, page.limit(), page.offset()), |r| {
-            ticket_row(r).map(|t| support_tickets::render(&t))
+            tickets::from_row(r).map(|t| support_tickets::render(&t))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let total: i64 = ctx
@@ -132,9 +111,12 @@ pub fn update_ticket(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
             return Err(ApiError::not_found());
         }
         let t = db.query_row(
-            &format!("SELECT {TICKET_COLUMNS} FROM support_tickets WHERE id = ?1"),
+            &format!(
+                "SELECT {} FROM support_tickets WHERE id = ?1",
+                tickets::COLUMNS
+            ),
             [&id],
-            ticket_row,
+            tickets::from_row,
         )?;
         Ok(Document::new("support_tickets", vec![support_tickets::render(&t)]).respond(200))
     })

@@ -15,7 +15,11 @@ pub struct Ticket {
     pub updated_at: i64,
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<Ticket> {
+/// The columns `from_row` reads, in order.
+pub const COLUMNS: &str = "id, name, email, message, status, created_at, updated_at";
+
+/// A ticket from a row of `COLUMNS`.
+pub fn from_row(r: &Row) -> rusqlite::Result<Ticket> {
     Ok(Ticket {
         id: r.get(0)?,
         name: r.get(1)?,

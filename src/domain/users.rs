@@ -21,7 +21,8 @@ pub struct User {
 
 const COLUMNS: &str = "id, email, first_name, last_name, last_login_at, created_at, updated_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<User> {
+/// A user from a row whose first columns are `COLUMNS`.
+pub fn from_row(r: &Row) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
         email: r.get(1)?,
