@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -17,6 +18,42 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A Python that has aiosmtpd: the system's, or else a virtual environment
+/// under the target directory that this installs it into (once).
+fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let has = |py: &std::path::Path| {
+                Command::new(py)
+                    .args(["-c", "import aiosmtpd"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let system = PathBuf::from("python3");
+            if has(&system) {
+                return system;
+            }
+            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smtp-venv");
+            let py = venv.join("bin/python3");
+            if !has(&py) {
+                let ok = Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && Command::new(&py)
+                        .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                assert!(ok, "could not install aiosmtpd into {}", venv.display());
+            }
+            py
+        })
+        .clone()
 }
 
 /// The SMTP server, killed on drop.
@@ -31,7 +68,7 @@ impl Sink {
         let tmp = TempDir::new();
         let dir = tmp.0.join("mail");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(script)
             .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
             .args(extra)
