@@ -2141,3 +2141,21 @@ fn head_qr_accept_and_idempotency_on_reads() {
     assert_eq!(r.status, 204);
     assert_eq!(r.header("Content-Type"), None);
 }
+
+#[test]
+fn revoked_credentials_stop_working_at_once() {
+    // One worker, so the second request meets the first one's cached answer.
+    let s = Server::start_with(&["--threads", "1"], &[]);
+    let m = s.merchant("Shop");
+    let path = format!("/v2/merchants/{}/certificates", m.id);
+    assert_eq!(s.get(&path, &m.headers()).status, 200);
+    assert_eq!(s.get(&path, &m.headers()).status, 200);
+    let out = s.cli(&["merchant", "key", "revoke", &m.key]);
+    assert!(out.status.success());
+    assert_eq!(s.get(&path, &m.headers()).status, 401);
+    let u = s.user("ann@example.com");
+    let me = format!("/v2/users/{}", u.id);
+    assert_eq!(s.get(&me, &u.headers()).status, 200);
+    assert_eq!(s.delete("/v2/tokens", &u.headers()).status, 204);
+    assert_eq!(s.get(&me, &u.headers()).status, 401);
+}

@@ -67,15 +67,15 @@ pub fn render_expanded(
     c: &Certificate,
     public_url: &str,
 ) -> Result<Value, ApiError> {
-    let mut v = render(c, public_url);
-    v["merchant"] = cache::cached(db, &format!("merchant:{}", c.merchant_id), || {
+    let key = format!(
+        "expanded:{}:{}:{}",
+        c.merchant_id, c.product_id, c.product_option_id
+    );
+    let catalog = cache::cached(db, &key, || {
         let merchant = catalog::merchant(db, &c.merchant_id)?.ok_or_else(ApiError::not_found)?;
         let (locs, _) = catalog::merchant_locations(db, &c.merchant_id, 1000, 0)?;
         let mut m = merchants::render(&merchant, locs.iter().map(|l| l.id.clone()).collect());
         m["locations"] = Value::Array(locs.iter().map(locations::render).collect());
-        Ok(m)
-    })?;
-    v["product"] = cache::cached(db, &format!("product:{}", c.product_id), || {
         let product = catalog::product(db, &c.product_id)?.ok_or_else(ApiError::not_found)?;
         let (options, _) = catalog::product_options(db, &product.id, 1000, 0)?;
         let (plocs, _) = catalog::product_locations(db, &product.id, 1000, 0)?;
@@ -84,13 +84,16 @@ pub fn render_expanded(
         let mut p = products::render(&product, &location_ids, &option_ids);
         p["product_options"] = Value::Array(options.iter().map(product_options::render).collect());
         p["redemption_locations"] = Value::Array(plocs.iter().map(locations::render).collect());
-        Ok(p)
-    })?;
-    v["product_option"] = cache::cached(db, &format!("option:{}", c.product_option_id), || {
         let option =
             catalog::product_option(db, &c.product_option_id)?.ok_or_else(ApiError::not_found)?;
-        Ok(product_options::render(&option))
+        Ok(
+            json!({ "merchant": m, "product": p, "product_option": product_options::render(&option) }),
+        )
     })?;
+    let mut v = render(c, public_url);
+    if let (Value::Object(into), Value::Object(from)) = (&mut v, catalog) {
+        into.extend(from);
+    }
     Ok(v)
 }
 

@@ -1,9 +1,11 @@
 //! Who is calling: headers → `Principal`.
 
+use crate::db::cache;
 use crate::domain::ids::digest;
 use crate::error::ApiError;
 use crate::web::Request;
 use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -56,15 +58,15 @@ pub fn authenticate(db: &Connection, req: &Request) -> Result<Principal, ApiErro
         let (Some(email), Some(token)) = (email, token) else {
             return Err(ApiError::unauthorized());
         };
-        let id: Option<String> = db
-            .prepare_cached(
+        let (token_digest, email) = (digest(token.as_bytes()), email.to_lowercase());
+        let id = lookup(db, &format!("auth:user:{token_digest}:{email}"), |db| {
+            db.prepare_cached(
                 "SELECT u.id FROM user_tokens t JOIN users u ON u.id = t.user_id
                  WHERE t.digest = ?1 AND u.email_norm = ?2",
             )?
-            .query_row((digest(token.as_bytes()), email.to_lowercase()), |r| {
-                r.get(0)
-            })
-            .optional()?;
+            .query_row((&token_digest, &email), |r| r.get(0))
+            .optional()
+        })?;
         return match id {
             Some(id) => Ok(Principal::User {
                 id,
@@ -77,13 +79,15 @@ pub fn authenticate(db: &Connection, req: &Request) -> Result<Principal, ApiErro
         let (Some(key), Some(secret)) = (key, secret) else {
             return Err(ApiError::unauthorized());
         };
-        let id: Option<String> = db
-            .prepare_cached(
+        let secret_digest = digest(secret.as_bytes());
+        let id = lookup(db, &format!("auth:merchant:{key}:{secret_digest}"), |db| {
+            db.prepare_cached(
                 "SELECT merchant_id FROM merchant_keys
                  WHERE key = ?1 AND secret_digest = ?2 AND revoked_at IS NULL",
             )?
-            .query_row((key, digest(secret.as_bytes())), |r| r.get(0))
-            .optional()?;
+            .query_row((key, &secret_digest), |r| r.get(0))
+            .optional()
+        })?;
         return match id {
             Some(id) => Ok(Principal::Merchant {
                 id,
@@ -93,4 +97,18 @@ pub fn authenticate(db: &Connection, req: &Request) -> Result<Principal, ApiErro
         };
     }
     Ok(Principal::Public)
+}
+
+/// A credential lookup through the worker's cache, which holds answers only
+/// while the database is unchanged: a revoked token or key is a commit, and
+/// any commit empties the cache (see `db::cache`).
+fn lookup(
+    db: &Connection,
+    key: &str,
+    query: impl FnOnce(&Connection) -> rusqlite::Result<Option<String>>,
+) -> Result<Option<String>, ApiError> {
+    let found = cache::cached(db, key, || {
+        Ok(query(db)?.map(Value::String).unwrap_or(Value::Null))
+    })?;
+    Ok(found.as_str().map(str::to_string))
 }
