@@ -1,6 +1,8 @@
 //! Minimal leveled logging to stderr; the level comes from `INSTAGIFT_LOG`
 //! (`error`, `warn`, `info`, `debug`; default `info`).
 
+use std::cell::RefCell;
+use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 static LEVEL: AtomicU8 = AtomicU8::new(2);
@@ -19,12 +21,30 @@ pub fn set_level(name: &str) {
 
 fn emit(level: u8, tag: &str, msg: &str) {
     let current = LEVEL.load(Ordering::Relaxed);
-    if current != 255 && level <= current {
-        eprintln!(
-            "{} {tag} {msg}",
-            crate::domain::time::rfc3339(crate::domain::time::now())
-        );
+    if current == 255 || level > current {
+        return;
     }
+    // One write per line (stderr is unbuffered: formatting straight into it
+    // would cost a system call per piece), and the timestamp formatted once
+    // a second per thread.
+    thread_local! {
+        static STAMP: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = crate::domain::time::now();
+    let mut line = STAMP.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.0 != now {
+            *s = (now, crate::domain::time::rfc3339(now));
+        }
+        s.1.clone()
+    });
+    line.reserve(tag.len() + msg.len() + 3);
+    line.push(' ');
+    line.push_str(tag);
+    line.push(' ');
+    line.push_str(msg);
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Logs an error.
