@@ -30,6 +30,9 @@
 #                         target/release/instagift (e.g. a patched build)
 #   BENCH_LEDGER_CHECK    1: run `instagift check` after the big run too
 #                         (always run after the small one)
+#   BENCH_FSYNC_DELAY_US  emulate slow storage (an SD card: 5000): every
+#                         fsync of the server and of the SQLite limit waits
+#                         this long (LD_PRELOAD of bench/slowfsync.c; needs cc)
 #
 # Output: a table on stdout and in target/bench/results.md; every wrk
 # output, the server logs and the seed files under target/bench/.
@@ -121,6 +124,13 @@ build() {
     [ -x "$TARGET/release/examples/$b" ] || die "no example binary $TARGET/release/examples/$b"
     cp "$TARGET/release/examples/$b" "$EX/$b"
   done
+  # SLOW: the environment of the processes whose fsyncs are slowed.
+  SLOW=()
+  if [ -n "${BENCH_FSYNC_DELAY_US:-}" ]; then
+    cc -O2 -shared -fPIC -o "$EX/slowfsync.so" "$ROOT/bench/slowfsync.c" -ldl || die "cannot build bench/slowfsync.c"
+    SLOW=(env LD_PRELOAD="$EX/slowfsync.so" FSYNC_DELAY_US="$BENCH_FSYNC_DELAY_US")
+    log "emulating slow storage: every fsync of the server and the SQLite limit waits ${BENCH_FSYNC_DELAY_US} us"
+  fi
 }
 
 # ------------------------------------------------------------- processes
@@ -291,7 +301,7 @@ WARNINGS=()
 
 measure_limits() {
   log "limit 1: bare SQLite durable single-row commits on $WORK for ${DUR}s"
-  "$EX/sqlite_commit" --db "$WORK/commit.db" --seconds "$DUR" >"$LOGS/sqlite_commit.txt" ||
+  "${SLOW[@]+"${SLOW[@]}"}" "$EX/sqlite_commit" --db "$WORK/commit.db" --seconds "$DUR" >"$LOGS/sqlite_commit.txt" ||
     die "sqlite_commit failed"
   local line
   line=$(grep '^RESULT ' "$LOGS/sqlite_commit.txt")
@@ -338,7 +348,7 @@ measure_server() {
   local creds=(BENCH_KEY="$MERCHANT_KEY" BENCH_SECRET="$MERCHANT_SECRET")
   local threads_arg=()
   [ -n "${BENCH_SERVER_THREADS:-}" ] && threads_arg=(--threads "$BENCH_SERVER_THREADS")
-  local serve=("$SERVER" --db "$dir/db" serve --listen 127.0.0.1:0 --rate-limits false
+  local serve=("${SLOW[@]+"${SLOW[@]}"}" "$SERVER" --db "$dir/db" serve --listen 127.0.0.1:0 --rate-limits false
     "${threads_arg[@]+"${threads_arg[@]}"}")
 
   # Lookups first, on exactly n certificates.
@@ -455,6 +465,7 @@ report() {
   echo "- disk of the databases: $(df -P "$WORK" | awk 'NR == 2 { print $1 }') ($(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null || echo '?'))"
   echo "- load average before / after: ${R[load.before]} / $(cut -d' ' -f1-3 /proc/loadavg); wrk and the server share the same $CORES cores, and \"other CPU %\" is the share of the machine used by neither during that run (other processes: noise)"
   echo "- wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }'), ${DUR} s per run, threads = min(connections, cores), keep-alive; server: ${BENCH_SERVER_BIN:-target/release/instagift} (run from a copy), --rate-limits false, access log to a file"
+  [ -n "${BENCH_FSYNC_DELAY_US:-}" ] && echo "- **slow storage emulated**: every fsync of the server and of the SQLite limit waited ${BENCH_FSYNC_DELAY_US} us more (BENCH_FSYNC_DELAY_US)"
   echo "- databases: $label_small$([ "$BIG" = 1 ] && echo " and $label_big") certificates (90 % pending, 10 % assigned) for the lookups; for the redemptions, pending certificates are added between runs, as many as each run could redeem: ${R[small.pool]}$([ "$BIG" = 1 ] && echo " and ${R[big.pool]}") in all"
   echo
   echo "## Limits (same run, same machine)"
