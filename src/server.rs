@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 const DRAIN: Duration = Duration::from_secs(4);
 /// Longest time a worker waits for one request body to arrive.
 const BODY_DEADLINE: Duration = Duration::from_secs(15);
+/// How often an idle worker looks at the stop flag.
+const POLL: Duration = Duration::from_millis(200);
 /// While draining, a worker stops after this long without a request.
 const QUIET: Duration = Duration::from_millis(500);
 
 /// A started server: its address and the means to stop it.
 pub struct Running {
     pub addr: std::net::SocketAddr,
-    http: Arc<tiny_http::Server>,
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
     /// Set when the listener died; the process should exit and be restarted.
@@ -123,7 +124,6 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     ));
     Ok(Running {
         addr,
-        http,
         app,
         stopping,
         failed,
@@ -139,9 +139,6 @@ impl Running {
     /// writer commit what it holds, and checkpoints the database.
     pub fn shutdown(self) {
         self.stopping.store(true, Ordering::SeqCst);
-        for _ in 0..self.workers {
-            self.http.unblock();
-        }
         let deadline = Instant::now() + DRAIN;
         for _ in 0..self.workers {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -261,9 +258,13 @@ fn work(
     stopping: &AtomicBool,
     failed: &AtomicBool,
 ) {
+    // Poll rather than block, so a worker sees the stop flag within
+    // `POLL` without needing tiny_http's unblock (whose wake-ups a draining
+    // worker could swallow, leaving another blocked).
     while !stopping.load(Ordering::SeqCst) {
-        match http.recv() {
-            Ok(rq) => serve_one(app, reader, rq),
+        match http.recv_timeout(POLL) {
+            Ok(Some(rq)) => serve_one(app, reader, rq),
+            Ok(None) => {}
             Err(e) => {
                 if !stopping.load(Ordering::SeqCst) {
                     // tiny_http's accept loop has ended: nothing more will

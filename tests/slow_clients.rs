@@ -63,8 +63,11 @@ fn idle_and_trickling_connections_do_not_starve_normal_clients() {
     }
     let waited = opened.elapsed();
     assert_eq!(closed, IDLE, "every idle connection closed");
+    // tiny_http hands a burst of new connections to too few threads, so a
+    // few idle ones are only read (and timed out) after an earlier one is
+    // closed: allow for a few rounds of the 3 s timeout.
     assert!(
-        waited < Duration::from_secs(8),
+        waited < Duration::from_secs(13),
         "closed after {waited:?}, timeout is 3 s"
     );
     stop.store(true, Ordering::SeqCst);
