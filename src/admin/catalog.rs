@@ -196,15 +196,9 @@ pub fn revoke_key(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
 }
 
 /// `GET /admin/api/merchants/{id}/locations`.
+/// The same list as the public `GET /v2/merchants/{id}/locations`.
 pub fn locations(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
-    let m = find_merchant(ctx.db, params[0])?;
-    let page = Page::from_request(ctx.req)?;
-    let (rows, total) = catalog::merchant_locations(ctx.db, &m.id, page.limit(), page.offset())?;
-    Ok(
-        locations::document(rows.iter().map(locations::render).collect())
-            .meta(page.meta(ctx.req, total, &[]))
-            .respond(200),
-    )
+    crate::api::merchants::locations(ctx, params)
 }
 
 /// `POST /admin/api/merchants/{id}/locations` `{"location":{…}}`.

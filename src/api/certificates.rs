@@ -17,7 +17,13 @@ use serde_json::{json, Value};
 
 /// The acting principal as a domain actor (401 for the public).
 pub fn actor<'a>(ctx: &'a Ctx) -> Result<Actor<'a>, ApiError> {
-    match &ctx.principal {
+    actor_of(&ctx.principal)
+}
+
+/// The domain actor of a principal (401 for the public); lets a write job
+/// that owns a copy of the principal act as it.
+pub fn actor_of(principal: &Principal) -> Result<Actor<'_>, ApiError> {
+    match principal {
         Principal::User { id, .. } => Ok(Actor::User(id)),
         Principal::Merchant { id, .. } => Ok(Actor::Merchant(id)),
         Principal::Public => Err(ApiError::unauthorized()),

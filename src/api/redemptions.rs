@@ -1,7 +1,7 @@
 //! Redemptions (`/v2/redemptions`, and the redeem endpoints under
 //! certificates and claim codes).
 
-use crate::api::certificates::{actor, code_budget, render as render_certificate};
+use crate::api::certificates::{actor, actor_of, code_budget, render as render_certificate};
 use crate::api::input::Fields;
 use crate::domain::certificates::Actor;
 use crate::domain::redemptions::{self, RedeemRequest, Redemption, Target};
@@ -130,24 +130,16 @@ pub fn redeemed(
 }
 
 fn redeem(ctx: &Ctx, target: &str, by: By) -> Result<Response, ApiError> {
-    let who = actor(ctx)?;
+    actor(ctx)?;
     let (amount, location) = parse_input(&ctx.body()?)?;
     if let By::Code = by {
         certificates::parse_code(target)?;
     }
-    let (owner, is_user) = match who {
-        Actor::User(id) => (id.to_string(), true),
-        Actor::Merchant(id) => (id.to_string(), false),
-        Actor::Operator => (String::new(), false),
-    };
+    let principal = ctx.principal.clone();
     let target = target.to_string();
     let url = ctx.app.public_url.clone();
     ctx.write(move |db| {
-        let who = if is_user {
-            Actor::User(&owner)
-        } else {
-            Actor::Merchant(&owner)
-        };
+        let who = actor_of(&principal)?;
         let req = RedeemRequest {
             target: match by {
                 By::Id => Target::Id(&target),

@@ -13,6 +13,7 @@ const MAX_KEY_LEN: usize = 255;
 const TTL_SECS: i64 = 24 * 3600;
 
 /// A validated key, scoped to its caller, with the request's fingerprint.
+#[derive(Debug, Clone)]
 pub struct Key {
     scope: String,
     key: String,

@@ -38,6 +38,8 @@ pub struct Ctx<'a> {
     pub db: &'a Connection,
     pub req: &'a Request,
     pub principal: Principal,
+    /// The request's validated `Idempotency-Key`, if it carries one.
+    pub idempotency: Option<idempotency::Key>,
 }
 
 impl Ctx<'_> {
@@ -75,7 +77,7 @@ impl Ctx<'_> {
     where
         F: FnOnce(&Connection) -> Result<Response, ApiError> + Send + 'static,
     {
-        match idempotency::Key::from_request(self.req, &self.principal)? {
+        match self.idempotency.clone() {
             Some(key) => self.app.writer.run(move |conn| key.once(conn, f)),
             None => self.app.writer.run(f),
         }
@@ -87,7 +89,6 @@ impl Ctx<'_> {
     where
         F: FnOnce(&Connection) -> Result<Response, ApiError> + Send + 'static,
     {
-        idempotency::Key::from_request(self.req, &self.principal)?;
         self.app.writer.run(f)
     }
 }
@@ -178,7 +179,8 @@ fn dispatch(
     }
     // A repeat of a keyed request is answered before the handler looks at
     // it, so checks that depend on the clock cannot change the answer.
-    if let Some(key) = idempotency::Key::from_request(req, &principal)? {
+    let idempotency = idempotency::Key::from_request(req, &principal)?;
+    if let Some(key) = &idempotency {
         if let Some(replayed) = key.replay(db)? {
             return Ok(replayed);
         }
@@ -188,6 +190,7 @@ fn dispatch(
         db,
         req,
         principal,
+        idempotency,
     };
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
     handler(&ctx, &params)
