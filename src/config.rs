@@ -29,9 +29,15 @@ pub struct ServeArgs {
     #[arg(long, env = "INSTAGIFT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Worker threads answering requests (0 = four per CPU core, at least 4).
+    /// Worker threads answering reads and handing changes on (0 = two per
+    /// CPU core, at least 2). More than the cores only adds thread switches.
     #[arg(long, env = "INSTAGIFT_THREADS", default_value_t = 0)]
     pub threads: usize,
+
+    /// Threads answering changes (POST, PUT, PATCH, DELETE) while they wait
+    /// for the writer's commit: how many changes can share one commit.
+    #[arg(long, env = "INSTAGIFT_CHANGE_THREADS", default_value_t = 32)]
+    pub change_threads: usize,
 
     /// Base URL customers reach this server at, used in emails and QR links
     /// (default: http:// plus the listen address).

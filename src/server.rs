@@ -1,5 +1,10 @@
-//! Sockets: the tiny_http listener, a fixed pool of worker threads (each
-//! with its own read connection), the access log and graceful shutdown.
+//! Sockets: the tiny_http listener, two fixed pools of threads (each with
+//! its own read connection), the access log and graceful shutdown.
+//!
+//! Workers (about the number of cores: more only adds thread switches)
+//! answer reads and hand every change to the change threads, which wait for
+//! the writer's commit. A change waiting for its fsync therefore never holds
+//! up a read, and up to `--change-threads` changes share one commit.
 
 use crate::config::ServeArgs;
 use crate::db::{self, Writer};
@@ -12,7 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long in-flight requests get to finish on shutdown.
@@ -31,7 +36,8 @@ pub struct Running {
     stopping: Arc<AtomicBool>,
     /// Set when the listener died; the process should exit and be restarted.
     failed: Arc<AtomicBool>,
-    workers: usize,
+    /// Threads that report on `done` when they end.
+    threads: usize,
     done: mpsc::Receiver<()>,
     /// The operator password generated on this first start, to print once.
     pub admin_password: Option<String>,
@@ -71,30 +77,59 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     let stopping = Arc::new(AtomicBool::new(false));
     let workers = match args.threads {
         0 => std::thread::available_parallelism()
-            .map(|n| n.get() * 4)
-            .unwrap_or(4)
-            .max(4),
+            .map(|n| n.get() * 2)
+            .unwrap_or(2)
+            .max(2),
         n => n,
     };
     let failed = Arc::new(AtomicBool::new(false));
     let (done_tx, done) = mpsc::channel();
+    let change_threads = args.change_threads.max(1);
+    let (changes_tx, changes) = mpsc::sync_channel::<tiny_http::Request>(change_threads);
+    let changes = Arc::new(Mutex::new(changes));
+    for i in 0..change_threads {
+        let reader = db::open_reader(db_path)?;
+        // Changes read little (credentials, a replayed answer): a small
+        // page cache each keeps many of these threads cheap.
+        reader
+            .pragma_update(None, "cache_size", -256)
+            .map_err(|e| e.to_string())?;
+        let (app, changes, done_tx) = (app.clone(), changes.clone(), done_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("change-{i}"))
+            .spawn(move || {
+                answer_changes(&app, &reader, &changes);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| e.to_string())?;
+    }
     for i in 0..workers {
         let reader = db::open_reader(db_path)?;
-        let (http, app, stopping, failed, done_tx) = (
+        let (http, app, stopping, failed, done_tx, changes_tx) = (
             http.clone(),
             app.clone(),
             stopping.clone(),
             failed.clone(),
             done_tx.clone(),
+            changes_tx.clone(),
         );
         std::thread::Builder::new()
             .name(format!("worker-{i}"))
             .spawn(move || {
-                work(&http, &app, &reader, &stopping, &failed);
+                let pool = Pool {
+                    http: &http,
+                    app: &app,
+                    reader: &reader,
+                    changes: changes_tx,
+                };
+                pool.work(&stopping, &failed);
                 let _ = done_tx.send(());
             })
             .map_err(|e| e.to_string())?;
     }
+    // Only the workers hold senders now: when the last worker ends, the
+    // change threads finish what is queued and end too.
+    drop(changes_tx);
     tick(addr, timeout / 2, stopping.clone())?;
     let mail = match &args.smtp_url {
         Some(url) => {
@@ -118,7 +153,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
         }
     };
     crate::log::info(&format!(
-        "instagift {} listening on http://{addr} (database {}, schema v{schema}, {workers} workers)",
+        "instagift {} listening on http://{addr} (database {}, schema v{schema}, {workers} workers, {change_threads} change threads)",
         env!("CARGO_PKG_VERSION"),
         db_path.display()
     ));
@@ -127,7 +162,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
         app,
         stopping,
         failed,
-        workers,
+        threads: workers + change_threads,
         done,
         mail,
         admin_password,
@@ -140,7 +175,7 @@ impl Running {
     pub fn shutdown(self) {
         self.stopping.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + DRAIN;
-        for _ in 0..self.workers {
+        for _ in 0..self.threads {
             let left = deadline.saturating_duration_since(Instant::now());
             if self.done.recv_timeout(left).is_err() {
                 crate::log::warn("shutdown: some requests did not finish in time");
@@ -251,39 +286,79 @@ pub fn run(db_path: PathBuf, args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn work(
-    http: &tiny_http::Server,
-    app: &App,
-    reader: &rusqlite::Connection,
-    stopping: &AtomicBool,
-    failed: &AtomicBool,
-) {
-    // Poll rather than block, so a worker sees the stop flag within
-    // `POLL` without needing tiny_http's unblock (whose wake-ups a draining
-    // worker could swallow, leaving another blocked).
-    while !stopping.load(Ordering::SeqCst) {
-        match http.recv_timeout(POLL) {
-            Ok(Some(rq)) => serve_one(app, reader, rq),
-            Ok(None) => {}
-            Err(e) => {
-                if !stopping.load(Ordering::SeqCst) {
-                    // tiny_http's accept loop has ended: nothing more will
-                    // arrive. Fail loudly rather than linger deaf.
-                    crate::log::error(&format!("listener failed: {e}"));
-                    failed.store(true, Ordering::SeqCst);
+/// What a worker thread holds.
+struct Pool<'a> {
+    http: &'a tiny_http::Server,
+    app: &'a App,
+    reader: &'a rusqlite::Connection,
+    changes: mpsc::SyncSender<tiny_http::Request>,
+}
+
+impl Pool<'_> {
+    /// Takes requests until the stop flag: answers reads itself and hands
+    /// changes to the change threads, so a change waiting for its commit
+    /// never holds up reads, and as many changes as there are change threads
+    /// can be folded into one commit.
+    fn work(&self, stopping: &AtomicBool, failed: &AtomicBool) {
+        // Poll rather than block, so a worker sees the stop flag within
+        // `POLL` without needing tiny_http's unblock (whose wake-ups a draining
+        // worker could swallow, leaving another blocked).
+        while !stopping.load(Ordering::SeqCst) {
+            match self.http.recv_timeout(POLL) {
+                Ok(Some(rq)) => self.take(rq),
+                Ok(None) => {}
+                Err(e) => {
+                    if !stopping.load(Ordering::SeqCst) {
+                        // tiny_http's accept loop has ended: nothing more will
+                        // arrive. Fail loudly rather than linger deaf.
+                        crate::log::error(&format!("listener failed: {e}"));
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    break;
                 }
-                break;
+            }
+        }
+        // Draining: tiny_http queues a request only once its head (and a small
+        // body) has arrived, so a request in flight at the signal may still be
+        // on its way. Answer what arrives until the queue stays quiet.
+        let deadline = Instant::now() + DRAIN - Duration::from_millis(500);
+        while Instant::now() < deadline {
+            match self.http.recv_timeout(QUIET) {
+                Ok(Some(rq)) => self.take(rq),
+                _ => break,
             }
         }
     }
-    // Draining: tiny_http queues a request only once its head (and a small
-    // body) has arrived, so a request in flight at the signal may still be
-    // on its way. Answer what arrives until the queue stays quiet.
-    let deadline = Instant::now() + DRAIN - Duration::from_millis(500);
-    while Instant::now() < deadline {
-        match http.recv_timeout(QUIET) {
-            Ok(Some(rq)) => serve_one(app, reader, rq),
-            _ => break,
+
+    fn take(&self, rq: tiny_http::Request) {
+        use tiny_http::Method;
+        match rq.method() {
+            Method::Get | Method::Head | Method::Options => serve_one(self.app, self.reader, rq),
+            // Blocks while every change thread is busy and the queue is full.
+            _ => {
+                if let Err(mpsc::SendError(rq)) = self.changes.send(rq) {
+                    serve_one(self.app, self.reader, rq);
+                }
+            }
+        }
+    }
+}
+
+/// A change thread: answers the changes the workers hand on, until they
+/// have all ended and the queue is empty.
+fn answer_changes(
+    app: &App,
+    reader: &rusqlite::Connection,
+    changes: &Mutex<mpsc::Receiver<tiny_http::Request>>,
+) {
+    loop {
+        let next = match changes.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        match next {
+            Ok(rq) => serve_one(app, reader, rq),
+            Err(_) => return,
         }
     }
 }

@@ -134,33 +134,39 @@ fn run(conn: Connection, jobs: Receiver<Job>, stats: &Stats) -> Connection {
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         // Dropping the jobs closes their reply channels: each handler answers 500.
         crate::log::error(&format!("writer: cannot begin a transaction: {e}"));
         return;
     }
     let mut delivers = Vec::with_capacity(batch.len());
     for job in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             crate::log::error(&format!("writer: savepoint failed: {e}"));
             continue;
         }
         let (ok, deliver) = job(conn);
         let end = if ok {
-            conn.execute_batch("RELEASE job")
+            exec(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            exec(conn, "ROLLBACK TO job").and_then(|_| exec(conn, "RELEASE job"))
         };
         if let Err(e) = end {
             crate::log::error(&format!("writer: savepoint end failed: {e}"));
         }
         delivers.push(deliver);
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    let commit = exec(conn, "COMMIT").map_err(|e| e.to_string());
     if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = exec(conn, "ROLLBACK");
     }
     for deliver in delivers {
         deliver(commit.clone());
     }
+}
+
+/// Runs one statement through the statement cache: these few run for every
+/// job, and parsing them each time showed in profiles.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

@@ -22,9 +22,11 @@ pub fn new_secret() -> String {
 /// SHA-256 of `data` as lower-case hex: how secrets are stored at rest.
 pub fn digest(data: &[u8]) -> String {
     let hash = Sha256::digest(data);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
     for b in hash {
-        out.push_str(&format!("{b:02x}"));
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
     }
     out
 }
