@@ -11,9 +11,12 @@ use crate::domain::certificates::{
 use crate::domain::ledger::Kind;
 use crate::domain::{claim_code, ids, time};
 use crate::error::ApiError;
+use crate::web::response::Merged;
 use crate::web::{Ctx, Document, Page, Principal, Response};
 use rusqlite::Connection;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+use std::rc::Rc;
 
 /// The acting principal as a domain actor (401 for the public).
 pub fn actor<'a>(ctx: &'a Ctx) -> Result<Actor<'a>, ApiError> {
@@ -64,20 +67,15 @@ pub fn render(c: &Certificate, public_url: &str) -> Value {
     })
 }
 
-/// The certificate with its merchant (and locations), product (with
-/// options and redemption locations) and product option embedded. The
-/// catalog pieces come from the worker's render cache while the database
-/// is unchanged.
-pub fn render_expanded(
-    db: &Connection,
-    c: &Certificate,
-    public_url: &str,
-) -> Result<Value, ApiError> {
+/// The catalog pieces of the expanded view (`merchant` with its locations,
+/// `product` with its options and redemption locations, `product_option`),
+/// from the worker's render cache while the database is unchanged.
+fn catalog_pieces(db: &Connection, c: &Certificate) -> Result<Rc<Map<String, Value>>, ApiError> {
     let key = format!(
         "expanded:{}:{}:{}",
         c.merchant_id, c.product_id, c.product_option_id
     );
-    let catalog = cache::cached(db, &key, || {
+    cache::cached(db, &key, || {
         let merchant = catalog::merchant(db, &c.merchant_id)?.ok_or_else(ApiError::not_found)?;
         let (locs, _) = catalog::merchant_locations(db, &c.merchant_id, 1000, 0)?;
         let mut m = merchants::render(&merchant, locs.iter().map(|l| l.id.clone()).collect());
@@ -92,21 +90,53 @@ pub fn render_expanded(
         p["redemption_locations"] = Value::Array(plocs.iter().map(locations::render).collect());
         let option =
             catalog::product_option(db, &c.product_option_id)?.ok_or_else(ApiError::not_found)?;
-        Ok(
-            json!({ "merchant": m, "product": p, "product_option": product_options::render(&option) }),
-        )
-    })?;
+        let mut pieces = Map::new();
+        pieces.insert("merchant".into(), m);
+        pieces.insert("product".into(), p);
+        pieces.insert("product_option".into(), product_options::render(&option));
+        Ok(pieces)
+    })
+}
+
+/// The certificate with its merchant (and locations), product (with
+/// options and redemption locations) and product option embedded.
+pub fn render_expanded(
+    db: &Connection,
+    c: &Certificate,
+    public_url: &str,
+) -> Result<Value, ApiError> {
+    let pieces = catalog_pieces(db, c)?;
     let mut v = render(c, public_url);
-    if let (Value::Object(into), Value::Object(from)) = (&mut v, catalog) {
-        into.extend(from);
+    if let Value::Object(into) = &mut v {
+        into.extend(pieces.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     Ok(v)
 }
 
+/// `render_expanded`, serialized at once: the cached catalog pieces are
+/// written where they are instead of being copied into the certificate
+/// (the copies were a sixth of the CPU of a lookup).
+pub fn render_expanded_raw(
+    db: &Connection,
+    c: &Certificate,
+    public_url: &str,
+) -> Result<Box<RawValue>, ApiError> {
+    let pieces = catalog_pieces(db, c)?;
+    let Value::Object(base) = render(c, public_url) else {
+        return Err(ApiError::internal("a certificate renders as an object"));
+    };
+    let merged = Merged::new(&base, pieces.iter().map(|(k, v)| (k.as_str(), v)).collect());
+    serde_json::value::to_raw_value(&merged)
+        .map_err(|e| ApiError::internal(format!("cannot serialize a certificate: {e}")))
+}
+
 /// A `certificates[]` document with its relationship templates.
 pub fn document(items: Vec<Value>) -> Document {
-    Document::new("certificates", items)
-        .link("certificates.user", "/v2/users/{certificates.user}")
+    with_links(Document::new("certificates", items))
+}
+
+fn with_links(d: Document) -> Document {
+    d.link("certificates.user", "/v2/users/{certificates.user}")
         .link(
             "certificates.parent",
             "/v2/certificates/{certificates.parent}",
@@ -229,8 +259,8 @@ pub fn show(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     // One snapshot for the certificate and its expansion: `web::handle`
     // runs every API read in one read transaction.
     let cert = certificates::find(ctx.db, params[0], actor(ctx)?)?;
-    let body = render_expanded(ctx.db, &cert, &ctx.app.public_url)?;
-    Ok(document(vec![body]).respond(200))
+    let body = render_expanded_raw(ctx.db, &cert, &ctx.app.public_url)?;
+    Ok(with_links(Document::new_raw("certificates", vec![body])).respond(200))
 }
 
 /// Runs a claim-code lookup under the budget for misses: a well-formed code

@@ -9,9 +9,10 @@
 
 use crate::error::ApiError;
 use rusqlite::Connection;
-use serde_json::Value;
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Entries kept before the cache starts afresh.
 const MAX_ENTRIES: usize = 4096;
@@ -19,7 +20,8 @@ const MAX_ENTRIES: usize = 4096;
 struct Cache {
     connection: usize,
     version: i64,
-    entries: HashMap<String, Value>,
+    // Shared, not copied, on a hit: the entries are read-only.
+    entries: HashMap<String, Rc<dyn Any>>,
 }
 
 thread_local! {
@@ -28,13 +30,13 @@ thread_local! {
 
 /// The value for `key`: from the cache while the database is unchanged,
 /// otherwise from `fill` (then kept).
-pub fn cached(
+pub fn cached<T: 'static>(
     db: &Connection,
     key: &str,
-    fill: impl FnOnce() -> Result<Value, ApiError>,
-) -> Result<Value, ApiError> {
+    fill: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<Rc<T>, ApiError> {
     if !db.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
-        return fill();
+        return fill().map(Rc::new);
     }
     let version: i64 = db
         .prepare_cached("PRAGMA data_version")?
@@ -49,10 +51,10 @@ pub fn cached(
         }
         c.entries.get(key).cloned()
     });
-    if let Some(v) = hit {
+    if let Some(v) = hit.and_then(|v| v.downcast::<T>().ok()) {
         return Ok(v);
     }
-    let value = fill()?;
+    let value = Rc::new(fill()?);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.connection == connection && c.version == version {

@@ -5,7 +5,6 @@ use crate::domain::ids::digest;
 use crate::error::ApiError;
 use crate::web::Request;
 use rusqlite::{Connection, OptionalExtension};
-use serde_json::Value;
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -107,8 +106,6 @@ fn lookup(
     key: &str,
     query: impl FnOnce(&Connection) -> rusqlite::Result<Option<String>>,
 ) -> Result<Option<String>, ApiError> {
-    let found = cache::cached(db, key, || {
-        Ok(query(db)?.map(Value::String).unwrap_or(Value::Null))
-    })?;
-    Ok(found.as_str().map(str::to_string))
+    let found = cache::cached(db, key, || Ok(query(db)?))?;
+    Ok(found.as_ref().clone())
 }

@@ -1,6 +1,8 @@
 //! Our own response type, and the contract's JSON envelope.
 
 use crate::error::ApiError;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// `Content-Type` of every API answer.
@@ -17,7 +19,7 @@ pub struct Response {
 
 impl Response {
     /// A JSON answer.
-    pub fn json(status: u16, body: &Value) -> Response {
+    pub fn json(status: u16, body: &impl Serialize) -> Response {
         Response {
             status,
             content_type: JSON.to_string(),
@@ -68,10 +70,49 @@ impl From<ApiError> for Response {
     }
 }
 
+/// A JSON object written as `base` with the `extra` entries added in key
+/// order (an extra entry replaces a base entry of the same key), without
+/// copying either: how cached pieces join a freshly rendered object.
+pub struct Merged<'a, T> {
+    base: &'a Map<String, Value>,
+    extra: Vec<(&'a str, T)>,
+}
+
+impl<'a, T: Serialize> Merged<'a, T> {
+    /// `base` with `extra` merged in.
+    pub fn new(base: &'a Map<String, Value>, mut extra: Vec<(&'a str, T)>) -> Self {
+        extra.sort_by(|a, b| a.0.cmp(b.0));
+        Merged { base, extra }
+    }
+}
+
+impl<T: Serialize> Serialize for Merged<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The base map iterates in key order (serde_json's default Map),
+        // so one pass keeps the whole object in key order, as `Value` does.
+        let mut extra = self.extra.iter().peekable();
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.base {
+            while let Some((ek, ev)) = extra.next_if(|(ek, _)| *ek <= k.as_str()) {
+                map.serialize_entry(ek, ev)?;
+            }
+            if !self.extra.iter().any(|(ek, _)| *ek == k) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        for (ek, ev) in extra {
+            map.serialize_entry(ek, ev)?;
+        }
+        map.end()
+    }
+}
+
 /// A JSON-API document: top-level `links`, the primary data as an array
 /// under its plural type name, optional `meta` and `linked`.
 pub struct Document {
     body: Map<String, Value>,
+    /// Primary data already serialized (`new_raw`), under its type name.
+    raw: Option<(String, Vec<Box<RawValue>>)>,
 }
 
 impl Document {
@@ -80,7 +121,17 @@ impl Document {
         let mut body = Map::new();
         body.insert("links".into(), json!({}));
         body.insert(kind.into(), Value::Array(items));
-        Document { body }
+        Document { body, raw: None }
+    }
+
+    /// A document of `kind` whose items are already serialized.
+    pub fn new_raw(kind: &str, items: Vec<Box<RawValue>>) -> Document {
+        let mut body = Map::new();
+        body.insert("links".into(), json!({}));
+        Document {
+            body,
+            raw: Some((kind.to_string(), items)),
+        }
     }
 
     /// Adds a URL template to the top-level `links`.
@@ -108,6 +159,12 @@ impl Document {
 
     /// The finished response.
     pub fn respond(self, status: u16) -> Response {
-        Response::json(status, &Value::Object(self.body))
+        match &self.raw {
+            None => Response::json(status, &self.body),
+            Some((kind, items)) => Response::json(
+                status,
+                &Merged::new(&self.body, vec![(kind.as_str(), items)]),
+            ),
+        }
     }
 }
