@@ -252,15 +252,13 @@ wrk_run() {
 }
 
 # warm_pool N: opens N keep-alive connections to $ADDR one after the
-# other, each answered before the next opens, then closes them all.
-# tiny_http (0.12) serves each connection on a thread of its task pool and
-# only adds a thread when no idle one is counted; connections arriving in
-# a burst are queued behind idle threads that have not woken yet, and a
-# queued connection waits until a running keep-alive connection closes.
-# wrk opens all its connections at once, so without this most of them
-# would sit unserved for the whole run (see BENCHMARKS.md). Opened one by
-# one, each finds no idle thread and gets a new one; closed, they leave N
-# idle threads (kept for 5 s) for wrk's burst.
+# other, each answered before the next opens, then closes them all, so the
+# measured run starts with N idle connection threads. tiny_http 0.12 as
+# published queued a burst of new connections behind idle threads that had
+# not woken yet (a queued connection waited until a running one closed);
+# the vendored copy fixes that (vendor/tiny_http/PATCHES.md), and the
+# starvation check below would report it if it came back. Warming still
+# keeps thread creation out of the measured seconds.
 warm_pool() {
   local n=$1 host=${ADDR%:*} port=${ADDR##*:} fd line i
   local fds=()

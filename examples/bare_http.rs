@@ -21,7 +21,7 @@ struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
-    /// Worker threads (0 = four per CPU core, at least 4, as the server).
+    /// Worker threads (0 = two per CPU core, at least 2, as the server).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Pad the body to this many bytes (for experiments; the limit the
@@ -67,9 +67,9 @@ fn main() {
     let args = Args::parse();
     let threads = match args.threads {
         0 => std::thread::available_parallelism()
-            .map(|n| n.get() * 4)
-            .unwrap_or(4)
-            .max(4),
+            .map(|n| n.get() * 2)
+            .unwrap_or(2)
+            .max(2),
         n => n,
     };
     let server = match listen(&args.listen, args.nodelay) {
