@@ -62,7 +62,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
         .trim_end_matches('/')
         .to_string();
     let app = Arc::new(App {
-        writer: Arc::new(Writer::start(conn)),
+        writer: Arc::new(Writer::start(conn, db::open_checkpointer(db_path)?)?),
         public_url,
         limiter: Limiter::new(Budgets {
             enabled: args.rate_limits,

@@ -36,6 +36,16 @@ pub fn open_writer(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
+/// Opens a second read-write connection that only runs checkpoints, so
+/// copying the WAL back into the database (and that file's fsync) happens
+/// beside the writer instead of inside its commit path.
+pub fn open_checkpointer(path: &Path) -> Result<Connection, String> {
+    let conn =
+        Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    pragmas(&conn).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
 /// Opens a read-only connection (one per worker thread).
 pub fn open_reader(path: &Path) -> Result<Connection, String> {
     let conn = Connection::open_with_flags(
