@@ -25,7 +25,7 @@
 #   BENCH_SMALL=1000      certificates in the small database
 #   BENCH_LARGE=1000000   certificates in the big one (--big)
 #   BENCH_SERVER_THREADS  worker threads of both servers (default: the
-#                         server's own default, 4 per core, at least 4)
+#                         server's own default, 2 per core, at least 2)
 #   BENCH_SERVER_BIN      benchmark this server binary instead of building
 #                         target/release/instagift (e.g. a patched build)
 #   BENCH_LEDGER_CHECK    1: run `instagift check` after the big run too
