@@ -92,11 +92,61 @@ pub fn schema_version(conn: &Connection) -> i64 {
 /// statement (which showed in profiles of the lookups). Only for work that
 /// does not wait on the writer, so a snapshot is never held for long.
 pub fn in_read_transaction<T>(conn: &Connection, f: impl FnOnce() -> T) -> T {
-    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-    let began = conn.is_autocommit() && run("BEGIN").is_ok();
-    let out = f();
-    if began && run("COMMIT").is_err() {
-        let _ = run("ROLLBACK");
+    /// Ends the transaction however `f` ends, a panic included: a worker's
+    /// connection left inside it would answer from an old snapshot forever.
+    struct End<'a>(&'a Connection);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            if !self.0.is_autocommit() {
+                let _ = run_cached(self.0, "ROLLBACK");
+            }
+        }
     }
+    let end = End(conn);
+    if !conn.is_autocommit() {
+        // Left over from an earlier failure: start from a fresh snapshot.
+        let _ = run_cached(conn, "ROLLBACK");
+    }
+    let _ = run_cached(conn, "BEGIN");
+    let out = f();
+    drop(end);
     out
+}
+
+/// Runs one statement without parameters through the statement cache.
+pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_read_leaves_no_transaction_behind() {
+        let path = std::env::temp_dir().join(format!("instagift-read-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        drop(open_writer(&path).unwrap());
+        let reader = open_reader(&path).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            in_read_transaction(&reader, || {
+                assert!(!reader.is_autocommit(), "inside a transaction");
+                panic!("a handler bug");
+            })
+        }));
+        assert!(caught.is_err());
+        assert!(
+            reader.is_autocommit(),
+            "the transaction ended with the panic"
+        );
+        let n: i64 = in_read_transaction(&reader, || {
+            reader.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))
+        })
+        .unwrap();
+        assert_eq!(n, 0);
+        assert!(reader.is_autocommit());
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }

@@ -4,6 +4,9 @@
 //! fsync for many requests), and answers each job only after COMMIT.
 //! A second thread checkpoints the WAL from its own connection.
 
+// `SAVEPOINT`, `RELEASE` and `COMMIT` run for every job: through the
+// statement cache, since parsing them each time showed in profiles.
+use super::run_cached as exec;
 use crate::error::ApiError;
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -208,10 +211,4 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     for deliver in delivers {
         deliver(commit.clone());
     }
-}
-
-/// Runs one statement through the statement cache: these few run for every
-/// job, and parsing them each time showed in profiles.
-fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
