@@ -19,7 +19,7 @@ use std::time::Duration;
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
 /// How often the checkpointer copies committed pages into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 /// WAL pages after which the writer checkpoints by itself. A checkpoint
 /// beside a busy writer rarely finds the WAL fully copied between two of
 /// its transactions, which is when the WAL file starts over; this bounds

@@ -168,3 +168,42 @@ impl Document {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_writes_what_the_merged_value_would() {
+        let base = json!({"b": 1, "d": {"x": [1, 2]}, "f": "é\"\n", "links": {}, "z": null});
+        let Value::Object(base) = base else {
+            unreachable!()
+        };
+        let extra = [
+            ("a", json!(0)),
+            ("e", json!({"k": "v"})),
+            ("d", json!("replaced")),
+            ("zz", json!([])),
+        ];
+        let merged = Merged::new(&base, extra.iter().map(|(k, v)| (*k, v)).collect());
+        let mut expected = base.clone();
+        for (k, v) in &extra {
+            expected.insert((*k).to_string(), v.clone());
+        }
+        assert_eq!(
+            serde_json::to_string(&merged).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_raw_document_is_byte_identical_to_a_value_one() {
+        let item = json!({"id": "c1", "face_value_cents": 10000});
+        let raw = serde_json::value::to_raw_value(&item).unwrap();
+        let a =
+            Document::new("certificates", vec![item]).link("certificates.user", "/v2/users/{x}");
+        let b =
+            Document::new_raw("certificates", vec![raw]).link("certificates.user", "/v2/users/{x}");
+        assert_eq!(a.respond(200).body, b.respond(200).body);
+    }
+}
