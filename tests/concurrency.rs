@@ -138,11 +138,11 @@ fn ten_of_thirty_two_small_redemptions_fit() {
     s.check_passes();
 }
 
-/// Group commit: concurrent redemptions share transactions (one fsync for
-/// many), and each answer still comes after its commit.
-#[test]
-fn concurrent_writes_are_committed_in_groups() {
-    let s = Server::start_with(&["--rate-limits", "false"], &[]);
+/// Redeems 100 fresh certificates from `THREADS` clients at once on a
+/// server started with `args`; returns the writer's own counters from its
+/// shutdown line: (jobs, commits, largest batch).
+fn redeem_concurrently(args: &[&str]) -> (u64, u64, u64, String) {
+    let s = Server::start_with(args, &[]);
     let shop = common::shop(&s, "Shop", true);
     let h = shop.merchant.headers();
     let r = s.post(
@@ -174,21 +174,37 @@ fn concurrent_writes_are_committed_in_groups() {
     let line = log
         .lines()
         .find(|l| l.contains("writer:"))
-        .expect("writer stats in the log");
+        .expect("writer stats in the log")
+        .to_string();
     let numbers: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter(|w| !w.is_empty())
         .map(|w| w.parse().unwrap())
         .collect();
-    let (jobs, commits, largest) = (
-        numbers[numbers.len() - 3],
-        numbers[numbers.len() - 2],
-        numbers[numbers.len() - 1],
-    );
+    let n = numbers.len();
+    (numbers[n - 3], numbers[n - 2], numbers[n - 1], line)
+}
+
+/// Group commit: concurrent redemptions share transactions (one fsync for
+/// many), and each answer still comes after its commit.
+#[test]
+fn concurrent_writes_are_committed_in_groups() {
+    let (jobs, commits, largest, line) = redeem_concurrently(&["--rate-limits", "false"]);
     assert!(jobs >= 100 + 3, "{line}");
     assert!(
         commits < jobs,
         "some transactions carried several jobs: {line}"
     );
     assert!(largest > 1, "{line}");
+}
+
+/// Changes wait for their commit on the change threads, not on the workers:
+/// with a single worker, many redemptions still share one commit (when the
+/// worker itself waited, every batch held exactly one job).
+#[test]
+fn one_worker_still_batches_many_changes() {
+    let (jobs, _, largest, line) =
+        redeem_concurrently(&["--rate-limits", "false", "--threads", "1"]);
+    assert!(jobs >= 100 + 3, "{line}");
+    assert!(largest >= 4, "batches grow past the worker count: {line}");
 }
