@@ -66,10 +66,7 @@ fn padded(len: usize) -> Vec<u8> {
 fn main() {
     let args = Args::parse();
     let threads = match args.threads {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get() * 2)
-            .unwrap_or(2)
-            .max(2),
+        0 => instagift::server::default_workers(),
         n => n,
     };
     let server = match listen(&args.listen, args.nodelay) {

@@ -76,10 +76,7 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     let http = Arc::new(http);
     let stopping = Arc::new(AtomicBool::new(false));
     let workers = match args.threads {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get() * 2)
-            .unwrap_or(2)
-            .max(2),
+        0 => default_workers(),
         n => n,
     };
     let failed = Arc::new(AtomicBool::new(false));
@@ -194,6 +191,15 @@ impl Running {
         self.app.writer.shutdown();
         crate::log::info("stopped");
     }
+}
+
+/// Workers when `--threads` is 0: two per core, at least two. More only
+/// adds thread switches to every read (changes wait on their own threads).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(2)
+        .max(2)
 }
 
 /// Binds the listener. Its read and write timeouts are inherited by every
@@ -331,15 +337,12 @@ impl Pool<'_> {
     }
 
     fn take(&self, rq: tiny_http::Request) {
-        use tiny_http::Method;
-        match rq.method() {
-            Method::Get | Method::Head | Method::Options => serve_one(self.app, self.reader, rq),
-            // Blocks while every change thread is busy and the queue is full.
-            _ => {
-                if let Err(mpsc::SendError(rq)) = self.changes.send(rq) {
-                    serve_one(self.app, self.reader, rq);
-                }
-            }
+        if web::request::is_read(rq.method().as_str()) {
+            return serve_one(self.app, self.reader, rq);
+        }
+        // Blocks while every change thread is busy and the queue is full.
+        if let Err(mpsc::SendError(rq)) = self.changes.send(rq) {
+            serve_one(self.app, self.reader, rq);
         }
     }
 }

@@ -24,7 +24,7 @@ impl Key {
     /// The request's key, if any; 400 when it is empty or too long.
     pub fn from_request(req: &Request, principal: &Principal) -> Result<Option<Key>, ApiError> {
         // Only changes take a key; reads ignore the header.
-        if !matches!(req.method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH") {
+        if req.is_read() {
             return Ok(None);
         }
         let Some(key) = req.header("idempotency-key") else {

@@ -99,8 +99,7 @@ impl Ctx<'_> {
 pub fn handle(app: &App, db: &Connection, req: &Request) -> Response {
     let mut standing = None;
     // API reads never wait on the writer: one snapshot for the whole request.
-    let read_only = matches!(req.method.as_str(), "GET" | "HEAD")
-        && req.segments.first().map(String::as_str) == Some("v2");
+    let read_only = req.is_read() && req.segments.first().map(String::as_str) == Some("v2");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if read_only {
             crate::db::in_read_transaction(db, || dispatch(app, db, req, &mut standing))

@@ -71,6 +71,11 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether this request only reads (see `is_read`).
+    pub fn is_read(&self) -> bool {
+        is_read(&self.method)
+    }
+
     /// False when an `Accept` header is present and rules JSON out.
     pub fn accepts_json(&self) -> bool {
         let Some(accept) = self.header("accept") else {
@@ -175,6 +180,15 @@ fn decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether a request of `method` only reads: GET, HEAD and OPTIONS. Any
+/// other method may change data: it is answered on a change thread, runs
+/// through the writer, and may carry an `Idempotency-Key`.
+pub fn is_read(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+}
+
 /// Decodes one path segment.
 pub fn percent_decode(s: &str) -> String {
     decode(s, false)
@@ -193,6 +207,16 @@ fn parse_query(q: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_get_head_and_options_are_reads() {
+        for m in ["GET", "HEAD", "OPTIONS", "get"] {
+            assert!(is_read(m), "{m}");
+        }
+        for m in ["POST", "PUT", "PATCH", "DELETE", "PROPFIND", ""] {
+            assert!(!is_read(m), "{m}");
+        }
+    }
 
     #[test]
     fn splits_url() {

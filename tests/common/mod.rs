@@ -184,19 +184,19 @@ impl Server {
     /// Stops the server with SIGINT (a clean shutdown) and starts it again on
     /// the same database with `args`.
     pub fn restart(mut self, args: &[&str]) -> Server {
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "server exited with {exit}");
+        self.interrupt();
         let dir = self.dir.take().unwrap();
         Server::start_on(dir, self.db.clone(), args, &[])
     }
 
     /// Stops the server with SIGINT, waits for it, and returns its log.
     pub fn stop(mut self) -> String {
+        self.interrupt();
+        self.log()
+    }
+
+    /// SIGINT, then waits: the server must exit cleanly.
+    fn interrupt(&mut self) {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
@@ -204,7 +204,6 @@ impl Server {
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "server exited with {exit}");
-        self.log()
     }
 
     /// Kills the server with SIGKILL (no shutdown at all) and starts it
