@@ -11,8 +11,20 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema this build writes; `schema.sql` is version 1.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
+/// The schema of version 1; every later version is a step of `MIGRATIONS`,
+/// applied to new files and old files alike, so there is one path to each
+/// version.
 const SCHEMA: &str = include_str!("../../schema.sql");
+/// Step `i` brings version `i + 1` to `i + 2`.
+const MIGRATIONS: &[&str] = &[
+    // 2: the face and price a certificate's paid share is reckoned against
+    // (see domain::money::paid_left); until now that was the certificate's
+    // own figures, which is what an existing row gets.
+    "ALTER TABLE certificates ADD COLUMN basis_face_cents INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE certificates ADD COLUMN basis_price_cents INTEGER NOT NULL DEFAULT 0;
+     UPDATE certificates SET basis_face_cents = face_value_cents, basis_price_cents = price_cents;",
+];
 
 fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
@@ -68,16 +80,19 @@ pub fn migrate(conn: &Connection) -> Result<(), String> {
             "database schema version {version} is newer than this build ({SCHEMA_VERSION})"
         ));
     }
-    if version == 0 {
+    let steps = std::iter::once((0, SCHEMA))
+        .chain((1..).zip(MIGRATIONS.iter().copied()))
+        .filter(|(from, _)| *from >= version);
+    for (from, sql) in steps {
+        let to = from + 1;
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {sql}\nPRAGMA user_version = {to}; COMMIT;"
         ))
         .map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
-            format!("cannot create schema: {e}")
+            format!("cannot bring the schema to version {to}: {e}")
         })?;
     }
-    // Later versions: `if version < 2 { … }` steps go here, each in its own transaction.
     Ok(())
 }
 

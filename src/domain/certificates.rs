@@ -59,6 +59,11 @@ pub struct Certificate {
     pub face_value_cents: i64,
     pub price_cents: i64,
     pub expires_at: Option<i64>,
+    /// The face and price its paid share is reckoned against: its own when
+    /// it was sold, carried on to the balance certificates of partial
+    /// redemptions (see `money::paid_left`).
+    pub basis_face_cents: i64,
+    pub basis_price_cents: i64,
     pub created_at: i64,
     pub updated_at: i64,
     pub product_type: String,
@@ -103,7 +108,7 @@ impl Certificate {
 const SELECT: &str = "SELECT c.id, c.merchant_id, c.product_id, c.product_option_id, c.user_id, c.parent_id,
     c.claim_code, c.status, c.marked_as_printed, c.currency, c.face_value_cents, c.price_cents, c.expires_at,
     c.created_at, c.updated_at, p.type, p.tagline, p.can_split_value, p.is_print_only, p.gift_card_image,
-    m.name, m.time_zone
+    m.name, m.time_zone, c.basis_face_cents, c.basis_price_cents
     FROM certificates c JOIN products p ON p.id = c.product_id JOIN merchants m ON m.id = c.merchant_id";
 
 fn from_row(r: &Row) -> rusqlite::Result<Certificate> {
@@ -130,6 +135,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Certificate> {
         thumb: r.get(19)?,
         seller: r.get(20)?,
         time_zone: r.get(21)?,
+        basis_face_cents: r.get(22)?,
+        basis_price_cents: r.get(23)?,
     })
 }
 
@@ -241,6 +248,8 @@ pub struct NewCertificate<'a> {
     pub face_value_cents: i64,
     pub price_cents: i64,
     pub expires_at: Option<i64>,
+    /// `(face, price)` to reckon its paid share against; None: its own.
+    pub basis: Option<(i64, i64)>,
 }
 
 /// A claim code no certificate has yet.
@@ -267,14 +276,16 @@ pub fn insert(
     let id = ids::new_id();
     let code = fresh_code(db)?;
     let now = time::now();
+    let (basis_face, basis_price) = c.basis.unwrap_or((c.face_value_cents, c.price_cents));
     db.prepare_cached(
         "INSERT INTO certificates (id, merchant_id, product_id, product_option_id, user_id, parent_id, claim_code,
-            status, currency, face_value_cents, price_cents, expires_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+            status, currency, face_value_cents, price_cents, expires_at, created_at, updated_at,
+            basis_face_cents, basis_price_cents)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15)",
     )?
     .execute(rusqlite::params![
         id, c.merchant_id, c.product_id, c.product_option_id, c.user_id, c.parent_id, code, c.status,
-        c.currency, c.face_value_cents, c.price_cents, c.expires_at, now
+        c.currency, c.face_value_cents, c.price_cents, c.expires_at, now, basis_face, basis_price
     ])?;
     ledger::append(
         db,
@@ -294,7 +305,8 @@ pub fn insert(
 pub fn store(db: &Connection, c: &Certificate) -> rusqlite::Result<()> {
     db.prepare_cached(
         "UPDATE certificates SET status = ?2, face_value_cents = ?3, price_cents = ?4,
-            marked_as_printed = ?5, updated_at = ?6 WHERE id = ?1",
+            marked_as_printed = ?5, updated_at = ?6, basis_face_cents = ?7, basis_price_cents = ?8
+         WHERE id = ?1",
     )?
     .execute(rusqlite::params![
         c.id,
@@ -302,7 +314,9 @@ pub fn store(db: &Connection, c: &Certificate) -> rusqlite::Result<()> {
         c.face_value_cents,
         c.price_cents,
         c.marked_as_printed,
-        time::now()
+        time::now(),
+        c.basis_face_cents,
+        c.basis_price_cents
     ])?;
     // The indexed columns are written only when they changed: SQLite
     // rewrites an index whose column is SET even to the same value, and
@@ -408,6 +422,7 @@ pub fn issue(
                 face_value_cents: option.face_value_cents,
                 price_cents: price,
                 expires_at: req.expires_at,
+                basis: None,
             },
             Kind::Issue,
             None,
@@ -433,8 +448,10 @@ pub fn issue(
 }
 
 /// Splits `new_face` off an owned, assigned, splittable certificate into a
-/// new child certificate; the price is divided in proportion, the parent
-/// keeping the remainder cent. Returns (original, child).
+/// new child certificate. The price is divided by `money::paid_left`: the
+/// parent keeps the paid value of what it keeps, reckoned against its sale,
+/// so many small splits leave it the same paid value as one large one; the
+/// child is a sale of its own from then on. Returns (original, child).
 pub fn split(
     db: &Connection,
     id: &str,
@@ -471,36 +488,55 @@ pub fn split(
             ),
         ));
     }
-    let child_price = money::paid_share(cert.price_cents, cert.face_value_cents, new_face);
+    let kept = money::paid_left(
+        cert.basis_face_cents,
+        cert.basis_price_cents,
+        cert.face_value_cents - new_face,
+    )
+    .min(cert.price_cents);
+    let child_price = cert.price_cents - kept;
     let owner = cert.user_id.clone();
-    let child_id = move_value(db, &mut cert, new_face, child_price, "assigned", owner)?;
+    let child = Moved {
+        face: new_face,
+        paid: child_price,
+        status: "assigned",
+        owner,
+        basis: None,
+    };
+    let child_id = move_value(db, &mut cert, child)?;
     store(db, &cert)?;
     Ok((reload(db, &cert.id)?, reload(db, &child_id)?))
 }
 
-/// Moves `face`/`paid` out of `cert` (in memory; the caller stores it) into
-/// a new child certificate with a new claim code, writing both split rows.
-pub fn move_value(
-    db: &Connection,
-    cert: &mut Certificate,
-    face: i64,
-    paid: i64,
-    status: &str,
-    owner: Option<String>,
-) -> Result<String, ApiError> {
+/// What `move_value` puts on the new child certificate.
+pub struct Moved {
+    pub face: i64,
+    pub paid: i64,
+    pub status: &'static str,
+    pub owner: Option<String>,
+    /// The basis it inherits (a balance goes on reckoning against the sale);
+    /// None: a sale of its own.
+    pub basis: Option<(i64, i64)>,
+}
+
+/// Moves value out of `cert` (in memory; the caller stores it) into a new
+/// child certificate with a new claim code, writing both split rows.
+pub fn move_value(db: &Connection, cert: &mut Certificate, m: Moved) -> Result<String, ApiError> {
+    let (face, paid) = (m.face, m.paid);
     let child_id = insert(
         db,
         &NewCertificate {
             merchant_id: &cert.merchant_id,
             product_id: &cert.product_id,
             product_option_id: &cert.product_option_id,
-            user_id: owner.as_deref(),
+            user_id: m.owner.as_deref(),
             parent_id: Some(&cert.id),
-            status,
+            status: m.status,
             currency: &cert.currency,
             face_value_cents: face,
             price_cents: paid,
             expires_at: cert.expires_at,
+            basis: m.basis,
         },
         Kind::Split,
         None,
@@ -542,6 +578,12 @@ pub fn claim(db: &Connection, code: &str, user_id: &str) -> Result<Certificate, 
     }
     if cert.status == "assigned" && cert.user_id.as_deref() == Some(user_id) {
         return Ok(cert);
+    }
+    if cert.status == "gifted" && cert.user_id.as_deref() == Some(user_id) {
+        // The giver typing their own gift's code takes the gift back, as
+        // cancelling it would: it must never show as claimed by its sender.
+        gifts::take_back(db, &mut cert)?;
+        return reload(db, &cert.id);
     }
     gifts::mark_claimed(db, &cert.id, user_id)?;
     cert.user_id = Some(user_id.to_string());

@@ -285,9 +285,16 @@ pub fn cancel(db: &Connection, gift_id: &str, user_id: &str) -> Result<(), ApiEr
             "This gift can no longer be cancelled",
         ));
     }
+    take_back(db, &mut cert)
+}
+
+/// The sender has their gifted certificate back: its gift and unsent email
+/// are withdrawn, it is `assigned` again, and it gets a new claim code so
+/// the emailed one no longer works.
+pub fn take_back(db: &Connection, cert: &mut Certificate) -> Result<(), ApiError> {
     withdraw_open(db, &cert.id)?;
     cert.status = "assigned".into();
     cert.claim_code = certificates::fresh_code(db)?;
-    certificates::store(db, &cert)?;
+    certificates::store(db, cert)?;
     Ok(())
 }

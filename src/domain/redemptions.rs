@@ -2,7 +2,7 @@
 //! undoing a mistaken one the same day.
 
 use crate::domain::catalog;
-use crate::domain::certificates::{self, refusal, Actor, Certificate, NewCertificate};
+use crate::domain::certificates::{self, refusal, Actor, Certificate, Moved, NewCertificate};
 use crate::domain::ledger::{self, Kind};
 use crate::domain::{gifts, ids, money, time};
 use crate::error::ApiError;
@@ -155,6 +155,9 @@ pub fn redeem(
             )?;
             cert.face_value_cents = cert.price_cents;
         }
+        // From now on every cent of it is paid: reckon 1:1.
+        cert.basis_face_cents = cert.price_cents;
+        cert.basis_price_cents = cert.price_cents;
     }
     let face = cert.face_value_cents;
     let mut amount = req.amount_cents.unwrap_or(face);
@@ -174,31 +177,36 @@ pub fn redeem(
     let redemption_id = ids::new_id();
     let mut balance_id = None;
     if amount < face {
-        let paid_share = money::paid_share(cert.price_cents, face, amount);
         let (status, owner) = match cert.status.as_str() {
             "assigned" => ("assigned", cert.user_id.clone()),
             // A pending or gifted certificate spent at the till: the balance
             // goes to whoever holds the new code, printed on the receipt.
             _ => ("pending", None),
         };
-        let balance_paid = cert.price_cents - paid_share;
-        balance_id = Some(certificates::move_value(
-            db,
-            &mut cert,
-            face - amount,
-            balance_paid,
+        let basis = (cert.basis_face_cents, cert.basis_price_cents);
+        let balance = Moved {
+            face: face - amount,
+            paid: money::paid_left(basis.0, basis.1, face - amount).min(cert.price_cents),
             status,
             owner,
-        )?);
+            basis: Some(basis),
+        };
+        balance_id = Some(certificates::move_value(db, &mut cert, balance)?);
     }
     let paid = cert.price_cents;
+    // Only an assigned certificate's redemption is its owner's. A gifted or
+    // pending one is spent by whoever holds the code: the giver must neither
+    // see it nor get its reversal (which would pay them the gift back).
+    let user_id = (cert.status == "assigned")
+        .then(|| cert.user_id.clone())
+        .flatten();
     db.prepare_cached(
         "INSERT INTO redemptions (id, certificate_id, merchant_id, user_id, location_id, balance_certificate_id,
             amount_cents, amount_paid_cents, source, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(rusqlite::params![
-        redemption_id, cert.id, cert.merchant_id, cert.user_id, location_id, balance_id, amount, paid,
+        redemption_id, cert.id, cert.merchant_id, user_id, location_id, balance_id, amount, paid,
         actor.source(), now
     ])?;
     ledger::append(
@@ -294,6 +302,7 @@ pub fn reverse(
             face_value_cents: r.amount_cents,
             price_cents: r.amount_paid_cents,
             expires_at: cert.expires_at,
+            basis: None,
         },
         Kind::Reverse,
         Some(&r.id),
