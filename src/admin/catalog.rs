@@ -4,7 +4,7 @@
 
 use super::Filters;
 use crate::api::input::{Fields, SHORT};
-use crate::api::{locations, merchants, merge_update, product_options, products};
+use crate::api::{locations, merchants, product_options, products};
 use crate::domain::catalog::{self, Merchant};
 use crate::domain::time;
 use crate::error::ApiError;
@@ -104,19 +104,18 @@ pub fn create_merchant(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
 
 /// `PUT /admin/api/merchants/{id}`: the fields given replace.
 pub fn update_merchant(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
-    let current = find_merchant(ctx.db, params[0])?;
-    let merged = merge_update(
-        merchants::render(&current, vec![]),
-        &ctx.body()?,
-        "merchant",
-    )?;
-    let input = parse_merchant(Fields::from_map(
-        merged,
-        "merchant",
-        "Unable to save merchant",
-    ))?;
-    let id = current.id;
+    let patch = ctx.body()?;
+    let id = params[0].to_string();
     ctx.app.writer.run(move |db| {
+        // Read and merged in the writer job: a concurrent edit is never
+        // written back stale.
+        let current = find_merchant(db, &id)?;
+        let input = parse_merchant(Fields::for_update(
+            merchants::render(&current, vec![]),
+            &patch,
+            "merchant",
+            "Unable to save merchant",
+        )?)?;
         let changed = db.execute(
             "UPDATE merchants SET name = ?2, url = ?3, time_zone = ?4, logo = ?5, updated_at = ?6 WHERE id = ?1",
             (&id, &input.name, &input.url, &input.time_zone, &input.logo, time::now()),
@@ -218,15 +217,10 @@ pub fn create_location(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError>
 
 /// `PUT /admin/api/locations/{id}`: the fields given replace.
 pub fn update_location(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
-    let current = catalog::location(ctx.db, params[0])?.ok_or_else(ApiError::not_found)?;
-    let merged = merge_update(locations::render(&current), &ctx.body()?, "location")?;
-    let loc = locations::parse(
-        Fields::from_map(merged, "location", "Unable to save location"),
-        &current.merchant_id,
-        &current.id,
-    )?;
+    let patch = ctx.body()?;
+    let id = params[0].to_string();
     ctx.app.writer.run(move |db| {
-        let saved = catalog::save_location(db, &loc)?;
+        let saved = locations::apply_update(db, &id, &patch, None)?;
         Ok(locations::document(vec![locations::render(&saved)]).respond(200))
     })
 }
@@ -271,19 +265,10 @@ pub fn create_product(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> 
 
 /// `PUT /admin/api/products/{id}`: the fields given replace.
 pub fn update_product(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
-    let current = catalog::product(ctx.db, params[0])?.ok_or_else(ApiError::not_found)?;
-    let merged = merge_update(
-        products::render(&current, &[], &[]),
-        &ctx.body()?,
-        "product",
-    )?;
-    let (product, location_ids) = products::parse(
-        Fields::from_map(merged, "product", "Unable to save product"),
-        &current.merchant_id,
-        &current.id,
-    )?;
+    let patch = ctx.body()?;
+    let id = params[0].to_string();
     ctx.app.writer.run(move |db| {
-        let saved = catalog::save_product(db, &product, location_ids.as_deref())?;
+        let saved = products::apply_update(db, &id, &patch, None)?;
         Ok(products::document(vec![render_product(db, &saved)?]).respond(200))
     })
 }
@@ -310,19 +295,10 @@ pub fn create_option(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
 
 /// `PUT /admin/api/product_options/{id}`: the fields given replace.
 pub fn update_option(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
-    let current = catalog::product_option(ctx.db, params[0])?.ok_or_else(ApiError::not_found)?;
-    let merged = merge_update(
-        product_options::render(&current),
-        &ctx.body()?,
-        "product_option",
-    )?;
-    let option = product_options::parse(
-        Fields::from_map(merged, "product_option", "Unable to save product option"),
-        &current.product_id,
-        &current.id,
-    )?;
+    let patch = ctx.body()?;
+    let id = params[0].to_string();
     ctx.app.writer.run(move |db| {
-        let saved = catalog::save_product_option(db, &option)?;
+        let saved = product_options::apply_update(db, &id, &patch, None)?;
         Ok(product_options::document(vec![product_options::render(&saved)]).respond(200))
     })
 }

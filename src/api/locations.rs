@@ -1,11 +1,11 @@
 //! Locations: public reads, merchant writes.
 
 use crate::api::input::{Fields, SHORT};
-use crate::api::merge_update;
 use crate::domain::catalog::{self, Location};
 use crate::domain::time;
 use crate::error::ApiError;
 use crate::web::{Ctx, Document, Response};
+use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// The location as JSON.
@@ -79,17 +79,35 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
 /// `PUT /v2/locations/{id}` (the owning merchant): fields given replace.
 pub fn update(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let merchant_id = ctx.merchant_id()?.to_string();
-    let current = catalog::location(ctx.db, params[0])?
-        .filter(|l| l.merchant_id == merchant_id)
-        .ok_or_else(ApiError::not_found)?;
-    let merged = merge_update(render(&current), &ctx.body()?, "location")?;
-    let loc = parse(
-        Fields::from_map(merged, "location", "Unable to save location"),
-        &merchant_id,
-        &current.id,
-    )?;
+    let patch = ctx.body()?;
+    let id = params[0].to_string();
     ctx.write(move |db| {
-        let saved = catalog::save_location(db, &loc)?;
+        let saved = apply_update(db, &id, &patch, Some(&merchant_id))?;
         Ok(document(vec![render(&saved)]).respond(200))
     })
+}
+
+/// Reads, merges and saves an update inside one writer job (nothing
+/// written in between is overwritten with a stale copy). With `merchant`,
+/// only that merchant's location is found.
+pub fn apply_update(
+    db: &Connection,
+    id: &str,
+    patch: &Value,
+    merchant: Option<&str>,
+) -> Result<Location, ApiError> {
+    let current = catalog::location(db, id)?
+        .filter(|l| merchant.is_none_or(|m| m == l.merchant_id))
+        .ok_or_else(ApiError::not_found)?;
+    let loc = parse(
+        Fields::for_update(
+            render(&current),
+            patch,
+            "location",
+            "Unable to save location",
+        )?,
+        &current.merchant_id,
+        &current.id,
+    )?;
+    catalog::save_location(db, &loc)
 }

@@ -1,11 +1,11 @@
 //! Product options: public reads, merchant writes.
 
 use crate::api::input::{Fields, SHORT};
-use crate::api::merge_update;
 use crate::domain::catalog::{self, ProductOption};
 use crate::domain::time;
 use crate::error::ApiError;
 use crate::web::{Ctx, Document, Response};
+use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// The option as JSON.
@@ -106,17 +106,38 @@ pub fn create(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
 
 /// `PUT /v2/product_options/{id}` (the owning merchant).
 pub fn update(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
-    ctx.merchant_id()?;
-    let current = catalog::product_option(ctx.db, params[0])?.ok_or_else(ApiError::not_found)?;
-    own_product(ctx, &current.product_id)?;
-    let merged = merge_update(render(&current), &ctx.body()?, "product_option")?;
+    let merchant_id = ctx.merchant_id()?.to_string();
+    let patch = ctx.body()?;
+    let id = params[0].to_string();
+    ctx.write(move |db| {
+        let saved = apply_update(db, &id, &patch, Some(&merchant_id))?;
+        Ok(document(vec![render(&saved)]).respond(200))
+    })
+}
+
+/// Reads, merges and saves an update inside one writer job, so a change
+/// that lands in between (an issue taking stock) is never written back
+/// stale. With `merchant`, only that merchant's option is found.
+pub fn apply_update(
+    db: &Connection,
+    id: &str,
+    patch: &Value,
+    merchant: Option<&str>,
+) -> Result<ProductOption, ApiError> {
+    let current = catalog::product_option(db, id)?.ok_or_else(ApiError::not_found)?;
+    let product = catalog::product(db, &current.product_id)?.ok_or_else(ApiError::not_found)?;
+    if merchant.is_some_and(|m| m != product.merchant_id) {
+        return Err(ApiError::not_found());
+    }
     let option = parse(
-        Fields::from_map(merged, "product_option", "Unable to save product option"),
+        Fields::for_update(
+            render(&current),
+            patch,
+            "product_option",
+            "Unable to save product option",
+        )?,
         &current.product_id,
         &current.id,
     )?;
-    ctx.write(move |db| {
-        let saved = catalog::save_product_option(db, &option)?;
-        Ok(document(vec![render(&saved)]).respond(200))
-    })
+    catalog::save_product_option(db, &option)
 }

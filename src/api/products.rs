@@ -1,7 +1,7 @@
 //! Products: public reads, merchant writes.
 
 use crate::api::input::{Fields, LONG, SHORT};
-use crate::api::{locations, merge_update, product_options};
+use crate::api::{locations, product_options};
 use crate::domain::catalog::{self, Product, PRODUCT_TYPES};
 use crate::domain::time;
 use crate::error::ApiError;
@@ -147,18 +147,35 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
 /// `PUT /v2/products/{id}` (the owning merchant).
 pub fn update(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let merchant_id = ctx.merchant_id()?.to_string();
-    let current = find(ctx, params[0])?;
-    if current.merchant_id != merchant_id {
-        return Err(ApiError::not_found());
-    }
-    let merged = merge_update(render(&current, &[], &[]), &ctx.body()?, "product")?;
-    let (product, location_ids) = parse(
-        Fields::from_map(merged, "product", "Unable to save product"),
-        &merchant_id,
-        &current.id,
-    )?;
+    let patch = ctx.body()?;
+    let id = params[0].to_string();
     ctx.write(move |db| {
-        let saved = catalog::save_product(db, &product, location_ids.as_deref())?;
+        let saved = apply_update(db, &id, &patch, Some(&merchant_id))?;
         Ok(document(vec![render_with_links(db, &saved)?]).respond(200))
     })
+}
+
+/// Reads, merges and saves an update inside one writer job (nothing
+/// written in between is overwritten with a stale copy). With `merchant`,
+/// only that merchant's product is found.
+pub fn apply_update(
+    db: &Connection,
+    id: &str,
+    patch: &Value,
+    merchant: Option<&str>,
+) -> Result<Product, ApiError> {
+    let current = catalog::product(db, id)?
+        .filter(|p| merchant.is_none_or(|m| m == p.merchant_id))
+        .ok_or_else(ApiError::not_found)?;
+    let (product, location_ids) = parse(
+        Fields::for_update(
+            render_with_links(db, &current)?,
+            patch,
+            "product",
+            "Unable to save product",
+        )?,
+        &current.merchant_id,
+        &current.id,
+    )?;
+    catalog::save_product(db, &product, location_ids.as_deref())
 }
