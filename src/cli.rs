@@ -100,24 +100,25 @@ pub fn check(db_path: &Path) -> Result<(), String> {
     let conn = open_existing(db_path)?;
     let report = ledger::check(&conn).map_err(|e| format!("check failed: {e}"))?;
     println!(
-        "{} certificates, {} ledger rows, {} merchants",
+        "{} certificates, {} ledger rows, {} books (merchant and currency)",
         report.certificates,
         report.ledger_rows,
         report.merchants.len()
     );
     for t in &report.merchants {
-        let usd = |c: i64| money::format(c, "USD");
+        let amount = |c: i64| money::format(c, &t.currency);
         println!(
-            "  {} ({}): issued {} + reversed {} = open {} + redeemed {} + cancelled {} + returned {} + expired {}",
+            "  {} ({}) in {}: issued {} + reversed {} = open {} + redeemed {} + cancelled {} + returned {} + expired {}",
             t.merchant_name,
             t.merchant_id,
-            usd(t.issued),
-            usd(t.reversed),
-            usd(t.open),
-            usd(t.redeemed),
-            usd(t.cancelled),
-            usd(t.returned),
-            usd(t.expired)
+            t.currency,
+            amount(t.issued),
+            amount(t.reversed),
+            amount(t.open),
+            amount(t.redeemed),
+            amount(t.cancelled),
+            amount(t.returned),
+            amount(t.expired)
         );
     }
     if report.problems.is_empty() {

@@ -117,7 +117,7 @@ impl From<rusqlite::Error> for ApiError {
 }
 
 /// Collects validation problems so one answer lists all of them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Problems {
     title: String,
     list: Vec<Problem>,

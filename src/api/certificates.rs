@@ -1,7 +1,7 @@
 //! Certificates (`/v2/certificates`, `/v2/claim_codes`): lists, the
 //! expanded view, issue, split, claim, printed flag, cancel and return.
 
-use crate::api::input::Fields;
+use crate::api::input::{self, Fields};
 use crate::api::{locations, merchants, product_options, products};
 use crate::db::cache;
 use crate::domain::catalog::{self, PRODUCT_TYPES};
@@ -399,6 +399,7 @@ pub fn update_or_claim(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError>
             Ok(document(vec![render(&cert, &url)]).respond(200))
         });
     }
+    input::no_fields(&body, "certificate", "Unable to claim certificate")?;
     certificates::parse_code(&target)?;
     code_budget(ctx, || {
         ctx.write(move |db| {
@@ -410,7 +411,11 @@ pub fn update_or_claim(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError>
 
 fn void(ctx: &Ctx, id: &str, kind: Kind) -> Result<Response, ApiError> {
     let merchant_id = ctx.merchant_id()?.to_string();
-    ctx.body()?;
+    let (root, title) = match kind {
+        Kind::Cancel => ("cancellation", "Unable to cancel certificate"),
+        _ => ("return", "Unable to return certificate"),
+    };
+    input::no_fields(&ctx.body()?, root, title)?;
     let id = id.to_string();
     let url = ctx.app.public_url.clone();
     ctx.write(move |db| {

@@ -4,6 +4,8 @@
 use crate::domain::money;
 use crate::error::{ApiError, Problems};
 use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 
 /// Longest accepted ordinary text field, in characters.
 pub const SHORT: usize = 255;
@@ -11,10 +13,21 @@ pub const SHORT: usize = 255;
 pub const LONG: usize = 10_000;
 
 /// The fields of one request object, e.g. `{"user":{…}}` under `/user`.
+///
+/// Every field sent must be one the endpoint reads: `finish` refuses the
+/// rest by name, so a misplaced or misspelled field (an amount beside the
+/// envelope instead of in it) is never silently dropped.
 pub struct Fields {
     obj: Map<String, Value>,
     base: String,
     pub problems: Problems,
+    /// The names the endpoint has read.
+    read: RefCell<BTreeSet<String>>,
+    /// For an update: the stored resource as rendered, whose fields may be
+    /// sent back unchanged (a client that reads, edits and sends it all).
+    current: Option<Map<String, Value>>,
+    /// For an update: the names the request itself sent.
+    sent: Option<BTreeSet<String>>,
 }
 
 impl Fields {
@@ -39,20 +52,68 @@ impl Fields {
                 ))
             }
         };
+        let mut problems = Problems::new(title);
+        if !base.is_empty() {
+            for name in body.as_object().into_iter().flat_map(Map::keys) {
+                if name != root {
+                    problems.add(
+                        &format!("/{name}"),
+                        format!("{name} is not read here: fields go inside {root}"),
+                    );
+                }
+            }
+        }
         Ok(Fields {
             obj,
             base,
-            problems: Problems::new(title),
+            problems,
+            read: RefCell::default(),
+            current: None,
+            sent: None,
         })
     }
 
-    /// Fields over an object already in hand (a merged update).
-    pub fn from_map(obj: Map<String, Value>, root: &str, title: &str) -> Fields {
-        Fields {
+    /// The fields of an update: `patch[root]` laid over the stored resource
+    /// as rendered, so an update is validated exactly like a create of the
+    /// merged whole. Rendered fields sent back unchanged are accepted; sent
+    /// with another value, they are refused as read-only.
+    pub fn for_update(
+        current: Value,
+        patch: &Value,
+        root: &str,
+        title: &str,
+    ) -> Result<Fields, ApiError> {
+        let changes = Fields::new(patch, root, false, title)?;
+        changes.problems.clone().finish()?;
+        let current = match current {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let mut obj = current.clone();
+        let sent = changes.obj.keys().cloned().collect();
+        for (k, v) in changes.obj {
+            obj.insert(k, v);
+        }
+        Ok(Fields {
             obj,
             base: format!("/{root}"),
             problems: Problems::new(title),
-        }
+            read: RefCell::default(),
+            current: Some(current),
+            sent: Some(sent),
+        })
+    }
+
+    /// True when the request names `name`, even as null.
+    pub fn present(&self, name: &str) -> bool {
+        self.read.borrow_mut().insert(name.to_string());
+        self.obj.contains_key(name)
+    }
+
+    /// The field as sent, null included.
+    fn sent_value(&self, name: &str) -> Option<&Value> {
+        self.read.borrow_mut().insert(name.to_string());
+        self.obj.get(name)
     }
 
     /// The JSON pointer of a field.
@@ -68,7 +129,7 @@ impl Fields {
 
     /// The raw value, treating null as absent.
     pub fn raw(&self, name: &str) -> Option<&Value> {
-        self.obj.get(name).filter(|v| !v.is_null())
+        self.sent_value(name).filter(|v| !v.is_null())
     }
 
     /// An optional string (trimmed; empty counts as absent), at most `max` chars.
@@ -181,8 +242,9 @@ impl Fields {
     }
 
     /// An optional amount in cents (integer or digit string, 0 allowed).
+    /// Null is not an amount: a present amount must be valid.
     pub fn cents(&mut self, name: &str) -> Option<i64> {
-        let v = self.raw(name)?.clone();
+        let v = self.sent_value(name)?.clone();
         match money::parse_cents(&v) {
             Ok(n) => Some(n),
             Err(why) => {
@@ -192,9 +254,9 @@ impl Fields {
         }
     }
 
-    /// A required amount in cents greater than zero.
+    /// A required amount in cents greater than zero (null is refused).
     pub fn required_positive_cents(&mut self, name: &str) -> i64 {
-        let Some(v) = self.raw(name).cloned() else {
+        let Some(v) = self.sent_value(name).cloned() else {
             self.fail(name, format!("{name} is required"));
             return 0;
         };
@@ -266,10 +328,29 @@ impl Fields {
         list.filter(|l| l.len() <= 100)
     }
 
-    /// Ok when no problem was recorded, else a 400 listing them all.
-    pub fn finish(self) -> Result<(), ApiError> {
+    /// Ok when no problem was recorded and every field sent was read,
+    /// else a 400 listing them all.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        let read = self.read.take();
+        let names: Vec<String> = match &self.sent {
+            Some(sent) => sent.iter().cloned().collect(),
+            None => self.obj.keys().cloned().collect(),
+        };
+        for name in names.iter().filter(|n| !read.contains(*n)) {
+            match self.current.as_ref().and_then(|c| c.get(name)) {
+                Some(stored) if Some(stored) == self.obj.get(name) => {}
+                Some(_) => self.fail(name, format!("{name} cannot be changed")),
+                None => self.fail(name, format!("{name} is not a field of this request")),
+            }
+        }
         self.problems.finish()
     }
+}
+
+/// Refuses any field in a body the endpoint reads nothing from (`{}`, or
+/// `{"<root>": {}}`, or no body at all): a field it would ignore is a 400.
+pub fn no_fields(body: &Value, root: &str, title: &str) -> Result<(), ApiError> {
+    Fields::new(body, root, true, title)?.finish()
 }
 
 /// A light, strict-enough email check: one `@`, a dotted domain, no spaces.

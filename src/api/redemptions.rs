@@ -2,7 +2,7 @@
 //! certificates and claim codes).
 
 use crate::api::certificates::{actor, actor_of, code_budget, render as render_certificate};
-use crate::api::input::Fields;
+use crate::api::input::{self, Fields};
 use crate::domain::certificates::Actor;
 use crate::domain::redemptions::{self, RedeemRequest, Redemption, Target};
 use crate::domain::{certificates, time};
@@ -104,9 +104,9 @@ enum By {
 /// `redemption_location_id`, flat or under `redemption`.
 pub fn parse_input(body: &Value) -> Result<(Option<i64>, Option<String>), ApiError> {
     let mut f = Fields::new(body, "redemption", true, "Unable to create redemption")?;
+    // Absent means the whole value; present (even null) must be an amount.
     let amount = f
-        .raw("amount_to_redeem_cents")
-        .is_some()
+        .present("amount_to_redeem_cents")
         .then(|| f.required_positive_cents("amount_to_redeem_cents"));
     let location = f.line("redemption_location_id", 64);
     f.finish()?;
@@ -166,7 +166,7 @@ pub fn create_by_code(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> 
 /// `POST /v2/redemptions/{id}/reversals` (merchant, same day).
 pub fn reverse(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let merchant_id = ctx.merchant_id()?.to_string();
-    ctx.body()?;
+    input::no_fields(&ctx.body()?, "reversal", "Unable to reverse redemption")?;
     let id = params[0].to_string();
     let url = ctx.app.public_url.clone();
     ctx.write(move |db| {

@@ -56,11 +56,14 @@ pub fn append(db: &Connection, e: &Entry) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Per-merchant totals of face value, in cents.
+/// Totals of face value in cents, per merchant and currency: amounts in
+/// different currencies are never added together, so a surplus in one
+/// cannot hide a shortfall in another.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
     pub merchant_id: String,
     pub merchant_name: String,
+    pub currency: String,
     pub issued: i64,
     pub reversed: i64,
     pub open: i64,
@@ -80,14 +83,19 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-fn sum_kind(db: &Connection, merchant_id: &str, kind: &str, column: &str) -> rusqlite::Result<i64> {
-    db.query_row(
-        &format!(
-            "SELECT COALESCE(SUM({column}), 0) FROM ledger WHERE merchant_id = ?1 AND kind = ?2"
-        ),
-        (merchant_id, kind),
-        |r| r.get(0),
-    )
+/// The sum of `column` over a merchant's ledger rows of one kind, in one
+/// currency (the certificate's).
+fn sum_kind(
+    db: &Connection,
+    (merchant_id, currency): (&str, &str),
+    kind: &str,
+    column: &str,
+) -> rusqlite::Result<i64> {
+    db.prepare_cached(&format!(
+        "SELECT COALESCE(SUM(l.{column}), 0) FROM ledger l JOIN certificates c ON c.id = l.certificate_id
+         WHERE l.merchant_id = ?1 AND c.currency = ?2 AND l.kind = ?3"
+    ))?
+    .query_row((merchant_id, currency, kind), |r| r.get(0))
 }
 
 /// Audits the whole database: each certificate against its ledger, each
@@ -134,78 +142,84 @@ pub fn check(db: &Connection) -> rusqlite::Result<Report> {
     }
     drop(stmt);
 
-    // 2. Conservation per merchant.
-    let merchants: Vec<(String, String)> = tx
-        .prepare("SELECT id, name FROM merchants ORDER BY created_at, rowid")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    // 2. Conservation per merchant and currency.
+    let books: Vec<(String, String, String)> = tx
+        .prepare(
+            "SELECT m.id, m.name, c.currency FROM merchants m
+             JOIN (SELECT DISTINCT merchant_id, currency FROM certificates) c ON c.merchant_id = m.id
+             ORDER BY m.created_at, m.rowid, c.currency",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, name) in merchants {
+    for (id, name, currency) in books {
+        let book = (id.as_str(), currency.as_str());
+        let sum = |kind: &str, column: &str| sum_kind(&tx, book, kind, column);
         let (open, open_paid): (i64, i64) = tx.query_row(
             "SELECT COALESCE(SUM(face_value_cents), 0), COALESCE(SUM(price_cents), 0) FROM certificates
-             WHERE merchant_id = ?1 AND status IN ('pending', 'assigned', 'gifted')",
-            [&id],
+             WHERE merchant_id = ?1 AND currency = ?2 AND status IN ('pending', 'assigned', 'gifted')",
+            book,
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let t = Totals {
             merchant_id: id.clone(),
             merchant_name: name,
-            issued: sum_kind(&tx, &id, "issue", "face_delta")?,
-            reversed: sum_kind(&tx, &id, "reverse", "face_delta")?,
+            currency: currency.clone(),
+            issued: sum("issue", "face_delta")?,
+            reversed: sum("reverse", "face_delta")?,
             open,
-            redeemed: -sum_kind(&tx, &id, "redeem", "face_delta")?,
-            cancelled: -sum_kind(&tx, &id, "cancel", "face_delta")?,
-            returned: -sum_kind(&tx, &id, "return", "face_delta")?,
-            expired: -sum_kind(&tx, &id, "expire", "face_delta")?,
+            redeemed: -sum("redeem", "face_delta")?,
+            cancelled: -sum("cancel", "face_delta")?,
+            returned: -sum("return", "face_delta")?,
+            expired: -sum("expire", "face_delta")?,
             open_paid,
         };
+        let at = format!("merchant {id} in {currency}");
         if t.issued + t.reversed != t.open + t.redeemed + t.cancelled + t.returned + t.expired {
             report.problems.push(format!(
-                "merchant {id}: issued {} + reversed {} != open {} + redeemed {} + cancelled {} + returned {} + expired {}",
+                "{at}: issued {} + reversed {} != open {} + redeemed {} + cancelled {} + returned {} + expired {}",
                 t.issued, t.reversed, t.open, t.redeemed, t.cancelled, t.returned, t.expired
             ));
         }
         for column in ["face_delta", "paid_delta"] {
-            let split = sum_kind(&tx, &id, "split", column)?;
+            let split = sum("split", column)?;
             if split != 0 {
                 report.problems.push(format!(
-                    "merchant {id}: split rows of {column} sum to {split}, not 0"
+                    "{at}: split rows of {column} sum to {split}, not 0"
                 ));
             }
         }
-        let paid_in = sum_kind(&tx, &id, "issue", "paid_delta")?
-            + sum_kind(&tx, &id, "reverse", "paid_delta")?;
-        let paid_out = -(sum_kind(&tx, &id, "redeem", "paid_delta")?
-            + sum_kind(&tx, &id, "cancel", "paid_delta")?
-            + sum_kind(&tx, &id, "return", "paid_delta")?
-            + sum_kind(&tx, &id, "expire", "paid_delta")?);
+        let paid_in = sum("issue", "paid_delta")? + sum("reverse", "paid_delta")?;
+        let redeemed_paid = -sum("redeem", "paid_delta")?;
+        let paid_out = redeemed_paid
+            - (sum("cancel", "paid_delta")?
+                + sum("return", "paid_delta")?
+                + sum("expire", "paid_delta")?);
         if paid_in != t.open_paid + paid_out {
             report.problems.push(format!(
-                "merchant {id}: paid value in {paid_in} != open paid {} + paid out {paid_out}",
+                "{at}: paid value in {paid_in} != open paid {} + paid out {paid_out}",
                 t.open_paid
             ));
         }
         // The redemptions table agrees with the ledger.
-        let (amount, paid): (i64, i64) = tx.query_row(
-            "SELECT COALESCE(SUM(amount_cents), 0), COALESCE(SUM(amount_paid_cents), 0) FROM redemptions WHERE merchant_id = ?1",
-            [&id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let redeemed_paid = -sum_kind(&tx, &id, "redeem", "paid_delta")?;
+        let redemptions = |only_reversed: &str| -> rusqlite::Result<(i64, i64)> {
+            tx.prepare_cached(&format!(
+                "SELECT COALESCE(SUM(r.amount_cents), 0), COALESCE(SUM(r.amount_paid_cents), 0)
+                 FROM redemptions r JOIN certificates c ON c.id = r.certificate_id
+                 WHERE r.merchant_id = ?1 AND c.currency = ?2{only_reversed}"
+            ))?
+            .query_row(book, |r| Ok((r.get(0)?, r.get(1)?)))
+        };
+        let (amount, paid) = redemptions("")?;
         if amount != t.redeemed || paid != redeemed_paid {
             report.problems.push(format!(
-                "merchant {id}: redemptions total {amount}/{paid} but ledger redeemed {}/{redeemed_paid}",
+                "{at}: redemptions total {amount}/{paid} but ledger redeemed {}/{redeemed_paid}",
                 t.redeemed
             ));
         }
-        let (rev_amount, rev_paid): (i64, i64) = tx.query_row(
-            "SELECT COALESCE(SUM(amount_cents), 0), COALESCE(SUM(amount_paid_cents), 0) FROM redemptions
-             WHERE merchant_id = ?1 AND reversed_at IS NOT NULL",
-            [&id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if rev_amount != t.reversed || rev_paid != sum_kind(&tx, &id, "reverse", "paid_delta")? {
+        let (rev_amount, rev_paid) = redemptions(" AND r.reversed_at IS NOT NULL")?;
+        if rev_amount != t.reversed || rev_paid != sum("reverse", "paid_delta")? {
             report.problems.push(format!(
-                "merchant {id}: reversed redemptions total {rev_amount}/{rev_paid} but ledger reversed {}",
+                "{at}: reversed redemptions total {rev_amount}/{rev_paid} but ledger reversed {}",
                 t.reversed
             ));
         }

@@ -36,7 +36,13 @@ impl Key {
                 format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"),
             ));
         }
-        let mut fingerprint = format!("{}\n{}\n", req.method, req.path).into_bytes();
+        // Method, path, query and body: `DELETE /v2/tokens?all=true` is not
+        // the request `DELETE /v2/tokens` was, and must not replay its answer.
+        let mut query = req.query.clone();
+        query.sort();
+        let mut fingerprint = serde_json::to_vec(&(&req.method, req.canonical_path(), query))
+            .map_err(ApiError::internal)?;
+        fingerprint.push(b'\n');
         fingerprint.extend_from_slice(&req.body);
         Ok(Some(Key {
             scope: principal.scope(&req.remote_ip),
