@@ -280,3 +280,73 @@ fn check_catches_a_tampered_certificate() {
         "{problems:?}"
     );
 }
+
+/// Issues one certificate of the world's option to its user at `price`.
+fn issue_one(w: &World, price: i64) -> String {
+    certificates::issue(
+        &w.conn,
+        &w.merchant,
+        &IssueRequest {
+            product_option_id: w.option.clone(),
+            quantity: 1,
+            recipient_email: Some("prop@example.com".into()),
+            price_cents: Some(price),
+            expires_at: None,
+        },
+        "http://localhost",
+    )
+    .unwrap()[0]
+        .id
+        .clone()
+}
+
+fn figures(w: &World, id: &str) -> (i64, i64) {
+    w.conn
+        .query_row(
+            "SELECT face_value_cents, price_cents FROM certificates WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Paid shares are rounded cumulatively: any sequence of small
+    /// redemptions and splits leaves the same paid value on what remains,
+    /// and takes the same paid value out, as one redemption of the total.
+    #[test]
+    fn small_steps_end_on_the_one_step_figures(
+        price in 0i64..=9973,
+        steps in proptest::collection::vec((1i64..50, any::<bool>()), 1..60),
+    ) {
+        let w = world();
+        let (mut current, twin) = (issue_one(&w, price), issue_one(&w, price));
+        let (mut total, mut paid_out) = (0, 0);
+        for (amount, split) in &steps {
+            if *split {
+                let (_, child) = certificates::split(&w.conn, &current, &w.user, *amount).unwrap();
+                paid_out += child.price_cents;
+            } else {
+                let (r, balance) = redemptions::redeem(&w.conn, Actor::User(&w.user), &RedeemRequest {
+                    target: Target::Id(&current),
+                    amount_cents: Some(*amount),
+                    location_id: None,
+                }).unwrap();
+                paid_out += r.amount_paid_cents;
+                current = balance.expect("a partial redemption leaves a balance").id;
+            }
+            total += amount;
+        }
+        let (r, balance) = redemptions::redeem(&w.conn, Actor::User(&w.user), &RedeemRequest {
+            target: Target::Id(&twin),
+            amount_cents: Some(total),
+            location_id: None,
+        }).unwrap();
+        let balance = balance.expect("a partial redemption leaves a balance");
+        prop_assert_eq!(figures(&w, &current), figures(&w, &balance.id));
+        prop_assert_eq!(paid_out, r.amount_paid_cents);
+        prop_assert!(ledger::check(&w.conn).unwrap().problems.is_empty());
+    }
+}
