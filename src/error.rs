@@ -56,9 +56,14 @@ impl ApiError {
         Self::new(403, "Forbidden", details)
     }
 
-    /// 404 in the contract's words; also used for other principals' resources.
+    /// 404 in the reference's words (its `title`); also used for other
+    /// principals' resources.
     pub fn not_found() -> Self {
-        Self::new(404, "Not Found", "Resource with that ID not found")
+        Self::new(
+            404,
+            "Resource with that ID not found",
+            "Resource with that ID not found",
+        )
     }
 
     /// 409: an idempotency key reused with a different request.
@@ -167,7 +172,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         201 => "Created",
         204 => "No Content",
         400 => "Bad Request",
-        401 => "Permission denied",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",

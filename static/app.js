@@ -437,7 +437,7 @@
   async function viewPos(view, r) {
     const code = h('input', {
       id: 'pos-code', name: 'code', type: 'text', autocomplete: 'off', autocapitalize: 'characters',
-      spellcheck: 'false', placeholder: 'XXXX-XXXX-XXXXXXXX', required: true, value: r.query.get('code') || '',
+      spellcheck: 'false', placeholder: 'XXXX-XXXX-XXXX-XXXX', required: true, value: r.query.get('code') || '',
     });
     const result = h('div', { id: 'pos-result' });
     const lookup = h('form', { id: 'pos-form', class: 'card stack' },

@@ -67,8 +67,16 @@ fn issue_outcomes_by_recipient() {
     assert_eq!(c["product_type"], "GiftCertificate");
     assert_eq!(c["daily_deal_store"], Value::Null);
     let cc = code(&c);
-    assert_eq!(cc.len(), 16 + 2, "XXXX-XXXX-XXXXXX: {cc}");
-    assert_eq!(c["merchant_code"].as_str().unwrap(), &cc[10..]);
+    assert_eq!(cc.len(), 16 + 3, "XXXX-XXXX-XXXX-XXXX: {cc}");
+    assert_eq!(
+        cc.split('-').map(str::len).collect::<Vec<_>>(),
+        vec![4, 4, 4, 4],
+        "{cc}"
+    );
+    assert_eq!(
+        c["merchant_code"].as_str().unwrap(),
+        cc[10..].replace('-', "")
+    );
     assert_eq!(id(&c).len(), 22);
 
     // Unregistered address: gifted, with a gift email carrying the code.

@@ -41,6 +41,13 @@ fn expect_error(r: Resp, status: u16, reason: &str) -> Resp {
     for e in errors {
         assert_eq!(e["code"], json!(status.to_string()), "{}", r.text);
         assert_eq!(e["status"], json!(reason), "{}", r.text);
+        // The original reference's titles, which its clients look for.
+        if status == 401 {
+            assert_eq!(e["title"], "Permission denied", "{}", r.text);
+        }
+        if status == 404 && !e["details"].as_str().unwrap_or("").starts_with("No route") {
+            assert_eq!(e["title"], "Resource with that ID not found", "{}", r.text);
+        }
         assert!(
             e["title"].as_str().is_some_and(|t| !t.is_empty()),
             "{}",
@@ -533,12 +540,12 @@ fn login_failures_are_identical_for_wrong_password_and_unknown_email() {
     let wrong_password = expect_error(
         login(&s, "ada@example.com", "password124"),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     let unknown_email = expect_error(
         login(&s, "nobody@example.com", PASSWORD),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     assert_eq!(wrong_password.text, unknown_email.text);
     assert_eq!(wrong_password.body["errors"].as_array().unwrap().len(), 1);
@@ -619,31 +626,31 @@ fn show_user_access_rules() {
         "another user's id must look like a missing one"
     );
 
-    expect_error(s.get(&path, &[]), 401, "Permission denied");
+    expect_error(s.get(&path, &[]), 401, "Unauthorized");
     expect_error(
         s.get(&path, &user_headers(&ada.email, "wrong-token")),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.get(&path, &user_headers(&ada.email, &bob.token)),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.get(&path, &user_headers("nobody@example.com", &ada.token)),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.get(&path, &h(&[("X-User-Email", &ada.email)])),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.get(&path, &h(&[("X-User-Token", &ada.token)])),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
 
     let mut both = ada.headers();
@@ -664,16 +671,12 @@ fn logout_revokes_only_the_presented_token() {
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(r.text, "");
 
-    expect_error(s.get(&path, &u.headers()), 401, "Permission denied");
+    expect_error(s.get(&path, &u.headers()), 401, "Unauthorized");
     let r = expect(s.get(&path, &user_headers(&u.email, &second)), 200);
     assert_eq!(r.first("users")["authentication_token"], json!(second));
     // A revoked token cannot log out again.
-    expect_error(
-        s.delete("/v2/tokens", &u.headers()),
-        401,
-        "Permission denied",
-    );
-    expect_error(s.delete("/v2/tokens", &[]), 401, "Permission denied");
+    expect_error(s.delete("/v2/tokens", &u.headers()), 401, "Unauthorized");
+    expect_error(s.delete("/v2/tokens", &[]), 401, "Unauthorized");
     assert_eq!(
         count(
             &s,
@@ -699,7 +702,7 @@ fn logout_all_revokes_every_token() {
         expect_error(
             s.get(&path, &user_headers(&u.email, t)),
             401,
-            "Permission denied",
+            "Unauthorized",
         );
     }
     assert_eq!(
@@ -833,14 +836,14 @@ fn password_reset_completes_and_revokes_old_tokens() {
         expect_error(
             s.get(&path, &user_headers(&u.email, old)),
             401,
-            "Permission denied",
+            "Unauthorized",
         );
     }
     let r = expect(s.get(&path, &user_headers(&u.email, &fresh)), 200);
     assert_eq!(r.first("users")["authentication_token"], json!(fresh));
 
     expect(login(&s, &u.email, "newpass99"), 201);
-    expect_error(login(&s, &u.email, PASSWORD), 401, "Permission denied");
+    expect_error(login(&s, &u.email, PASSWORD), 401, "Unauthorized");
 
     // Single use.
     let r = expect_invalid(
@@ -853,7 +856,7 @@ fn password_reset_completes_and_revokes_old_tokens() {
     );
     assert_eq!(r.body["errors"].as_array().unwrap().len(), 1);
     expect(login(&s, &u.email, "newpass99"), 201);
-    expect_error(login(&s, &u.email, "another99"), 401, "Permission denied");
+    expect_error(login(&s, &u.email, "another99"), 401, "Unauthorized");
 }
 
 // ---------------------------------------------------------------- support tickets
@@ -1064,7 +1067,14 @@ fn merchant_builds_a_catalog_and_the_public_reads_it() {
         s.get(&format!("/v2/products/{product_id}/locations"), &[]),
         200,
     );
-    assert_eq!(r.body["locations"], json!([loc]));
+    // A product's locations link back to it (the reference's template).
+    let mut with_product = loc.clone();
+    with_product["links"]["product"] = json!(product_id);
+    assert_eq!(r.body["locations"], json!([with_product]));
+    assert_eq!(
+        r.body["links"]["locations.product"],
+        json!("/v2/products/{locations.product}")
+    );
     assert_eq!(r.body["meta"]["total_count"], json!(1));
 
     let r = expect(
@@ -1089,7 +1099,7 @@ fn merchant_builds_a_catalog_and_the_public_reads_it() {
         s.get(&format!("/v2/product/{product_id}/locations"), &[]),
         200,
     );
-    assert_eq!(r.body["locations"], json!([loc]));
+    assert_eq!(r.body["locations"], json!([with_product]));
     let r = expect(s.get(&format!("/v2/merchant/{}", m.id), &[]), 200);
     assert_eq!(r.first("merchants")["id"], json!(m.id));
 
@@ -1585,7 +1595,7 @@ fn catalog_writes_need_merchant_credentials() {
     expect_error(
         s.post("/v2/locations", &[], loc.clone()),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.post(
@@ -1597,7 +1607,7 @@ fn catalog_writes_need_merchant_credentials() {
             loc.clone(),
         ),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.post(
@@ -1606,7 +1616,7 @@ fn catalog_writes_need_merchant_credentials() {
             loc.clone(),
         ),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.post(
@@ -1618,7 +1628,7 @@ fn catalog_writes_need_merchant_credentials() {
             loc.clone(),
         ),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     expect_error(
         s.post(
@@ -1627,7 +1637,7 @@ fn catalog_writes_need_merchant_credentials() {
             json!({"product_option": {"face_value_cents": 100, "price_cents": 1}}),
         ),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
     let mut both = shop.merchant.headers();
     both.extend(user.headers());
@@ -1651,7 +1661,7 @@ fn catalog_writes_need_merchant_credentials() {
             location_body("Late"),
         ),
         401,
-        "Permission denied",
+        "Unauthorized",
     );
 }
 

@@ -36,6 +36,7 @@ pub fn actor_of(principal: &Principal) -> Result<Actor<'_>, ApiError> {
 /// The certificate as JSON (relationships as ids).
 pub fn render(c: &Certificate, public_url: &str) -> Value {
     let code = claim_code::display(&c.claim_code);
+    let now = time::now();
     json!({
         "id": c.id,
         "href": format!("/v2/certificates/{}", c.id),
@@ -54,6 +55,8 @@ pub fn render(c: &Certificate, public_url: &str) -> Value {
         "title": c.title(),
         "thumb": c.thumb,
         "expires_at": time::rfc3339_opt(c.expires_at),
+        "expired": c.is_expired(now),
+        "redeemable_value_cents": c.redeemable_now(now),
         "daily_deal_store": null,
         "links": {
             "user": c.user_id,
@@ -181,7 +184,13 @@ fn one_of(
 fn list(ctx: &Ctx, mut filter: Filter) -> Result<Response, ApiError> {
     let page = Page::from_request(ctx.req)?;
     let mut shown = Vec::new();
-    filter.status = one_of(ctx, "status", &STATUSES, &mut shown, "status")?;
+    // `status=available` is the reference's spelling of `list_type=available`.
+    let statuses: Vec<&str> = STATUSES.iter().copied().chain(["available"]).collect();
+    filter.status = one_of(ctx, "status", &statuses, &mut shown, "status")?;
+    if filter.status.as_deref() == Some("available") {
+        filter.status = None;
+        filter.available_at = Some(time::now());
+    }
     filter.product_type = one_of(
         ctx,
         "product_type",

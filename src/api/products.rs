@@ -110,11 +110,18 @@ pub fn locations(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let p = find(ctx, params[0])?;
     let page = Page::from_request(ctx.req)?;
     let (rows, total) = catalog::product_locations(ctx.db, &p.id, page.limit(), page.offset())?;
-    Ok(
-        locations::document(rows.iter().map(locations::render).collect())
-            .meta(page.meta(ctx.req, total, &[]))
-            .respond(200),
-    )
+    let items = rows
+        .iter()
+        .map(|l| {
+            let mut v = locations::render(l);
+            v["links"]["product"] = json!(p.id);
+            v
+        })
+        .collect();
+    Ok(locations::document(items)
+        .link("locations.product", "/v2/products/{locations.product}")
+        .meta(page.meta(ctx.req, total, &[]))
+        .respond(200))
 }
 
 /// `GET /v2/products/{id}/product_options`.

@@ -29,6 +29,8 @@ pub fn render(r: &Redemption) -> Value {
             "reversal_certificate": r.reversal_certificate_id,
         },
         "created_at": time::rfc3339(r.created_at),
+        // A redemption changes only when it is reversed.
+        "updated_at": time::rfc3339(r.reversed_at.unwrap_or(r.created_at)),
     })
 }
 

@@ -40,6 +40,11 @@ pub fn document(items: Vec<Value>) -> Document {
         .link("users.redemptions", "/v2/users/{users.id}/redemptions")
         .link("users.gifts", "/v2/users/{users.id}/gifts")
         .link("users.sent_gifts", "/v2/users/{users.id}/sent_gifts")
+        // The original reference's keys, which its clients look up.
+        .link("user.certificates", "/v2/users/{users.id}/certificates")
+        .link("user.redemptions", "/v2/users/{users.id}/redemptions")
+        .link("user.gifts", "/v2/users/{users.id}/gifts")
+        .link("user.sent_gifts", "/v2/users/{users.id}/sent_gifts")
 }
 
 /// Reads `password` and `password_confirmation` and checks them.

@@ -86,6 +86,17 @@ impl Certificate {
         self.expires_at.is_some_and(|e| e <= now)
     }
 
+    /// What a redemption could take right now: nothing unless open; after
+    /// expiry only the paid value (the unpaid part is written off when it
+    /// is next redeemed; see `redemptions::redeem`).
+    pub fn redeemable_now(&self, now: i64) -> i64 {
+        match (self.is_open(), self.is_expired(now)) {
+            (false, _) => 0,
+            (true, true) => self.price_cents,
+            (true, false) => self.face_value_cents,
+        }
+    }
+
     /// May `actor` see and act on it? Others get 404.
     pub fn visible_to(&self, actor: Actor) -> bool {
         match actor {
@@ -154,9 +165,10 @@ pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Certificate, ApiE
         .ok_or_else(ApiError::not_found)
 }
 
-/// Normalises a typed claim code; a typo is a 400 before any lookup.
+/// The lookup form of a typed claim code (`claim_code::lookup_key`); a
+/// typo in one of our own codes is a 400 before any lookup.
 pub fn parse_code(input: &str) -> Result<String, ApiError> {
-    claim_code::normalize(input).ok_or_else(|| {
+    claim_code::lookup_key(input).ok_or_else(|| {
         ApiError::bad_request(
             "Invalid claim code",
             "That claim code is not valid: check it for typos",

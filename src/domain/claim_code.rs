@@ -1,6 +1,8 @@
-//! Claim codes: `XXXX-XXXX-XXXXXX` in Crockford's base32 alphabet (no I, L,
-//! O or U), 15 random characters (75 bits) and a Luhn mod 32 check character,
-//! so a mistyped or swapped character is caught before any lookup.
+//! Claim codes: `XXXX-XXXX-XXXX-XXXX` in Crockford's base32 alphabet (no I,
+//! L, O or U), 15 random characters (75 bits) and a Luhn mod 32 check
+//! character, so a mistyped or swapped character is caught before any
+//! lookup. Codes of any other shape (carried over from another system) are
+//! looked up as typed: see `lookup_key`.
 
 use rand::Rng;
 
@@ -61,20 +63,53 @@ pub fn normalize(input: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The printed form `XXXX-XXXX-XXXXXX` of a canonical code.
+/// The form a typed code is looked up by. One of our own shape (16
+/// characters of our alphabet, look-alikes mapped) must pass its check
+/// character: None is a typo, refused before any lookup. Any other shape
+/// (`62DD-CV4T-R2NTM2`, a code carried over from another system) is looked
+/// up as typed, upper-cased without spaces and dashes, and simply misses
+/// when unknown. None too for what no code can be (empty, too long, other
+/// characters than ASCII letters and digits).
+pub fn lookup_key(input: &str) -> Option<String> {
+    if let Some(ours) = normalize(input) {
+        return Some(ours);
+    }
+    let typed: String = input
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '\t'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let our_shape = typed.len() == LEN
+        && typed.bytes().all(|b| {
+            let b = match b {
+                b'O' => b'0',
+                b'I' | b'L' => b'1',
+                b => b,
+            };
+            value_of(b).is_some()
+        });
+    let possible =
+        (1..=64).contains(&typed.len()) && typed.bytes().all(|b| b.is_ascii_alphanumeric());
+    (possible && !our_shape).then_some(typed)
+}
+
+/// The printed form `XXXX-XXXX-XXXX-XXXX` of a canonical code; a code of
+/// another shape prints as stored.
 pub fn display(canonical: &str) -> String {
     if canonical.len() != LEN {
         return canonical.to_string();
     }
     format!(
-        "{}-{}-{}",
+        "{}-{}-{}-{}",
         &canonical[..4],
         &canonical[4..8],
-        &canonical[8..]
+        &canonical[8..12],
+        &canonical[12..]
     )
 }
 
-/// The merchant code: the last group of the printed form.
+/// The merchant code: the last two groups of the printed form, without the
+/// dash (what a till that shows half the code prints).
 pub fn merchant_code(canonical: &str) -> String {
     canonical.get(8..).unwrap_or("").to_string()
 }
@@ -110,7 +145,7 @@ mod tests {
             &canonical[8..].replace('1', "I")
         );
         assert_eq!(normalize(&sloppy), Some(canonical.clone()));
-        assert_eq!(display(&canonical).len(), 18);
+        assert_eq!(display(&canonical).len(), 19);
         assert_eq!(merchant_code(&canonical), canonical[8..].to_string());
     }
 
@@ -136,5 +171,26 @@ mod tests {
         assert_eq!(normalize("UUUU-UUUU-UUUUUU"), None);
         assert_eq!(normalize("ÄÄÄÄ-ÄÄÄÄ-ÄÄÄÄÄÄ"), None);
         assert_eq!(normalize(&"0".repeat(100)), None);
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn ours_must_check_and_other_shapes_are_looked_up_as_typed() {
+        let c = generate();
+        assert_eq!(lookup_key(&display(&c)), Some(c.clone()));
+        let mut typo = c.clone().into_bytes();
+        typo[3] = if typo[3] == b'A' { b'B' } else { b'A' };
+        assert_eq!(lookup_key(std::str::from_utf8(&typo).unwrap()), None);
+        assert_eq!(
+            lookup_key("62dd-cv4t-r2ntm2"),
+            Some("62DDCV4TR2NTM2".to_string())
+        );
+        assert_eq!(lookup_key(""), None);
+        assert_eq!(lookup_key("ab/cd"), None);
+        assert_eq!(lookup_key(&"A".repeat(65)), None);
     }
 }
