@@ -754,7 +754,14 @@ fn password_reset_request_answers_the_same_for_unknown_emails() {
     };
     assert_eq!(mails("ada@example.com"), 1);
     assert_eq!(mails("ghost@example.com"), 0);
-    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox", &[]), 1);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM outbox WHERE kind != 'email_verification'",
+            &[]
+        ),
+        1
+    );
     assert_eq!(count(&s, "SELECT COUNT(*) FROM password_resets", &[]), 1);
     // The mailed token is not stored in the clear.
     let token = reset_token_from_outbox(&s, "ada@example.com");

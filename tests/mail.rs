@@ -91,8 +91,25 @@ impl Sink {
         }
     }
 
-    /// Received messages, oldest first, with quoted-printable undone.
+    /// Received messages, oldest first, without the address confirmations
+    /// every sign-up sends (`confirmations` has those).
     fn messages(&self) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|m| !m.contains("Subject: Confirm your email address"))
+            .collect()
+    }
+
+    /// The address confirmations received, oldest first.
+    fn confirmations(&self) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|m| m.contains("Subject: Confirm your email address"))
+            .collect()
+    }
+
+    /// Received messages, oldest first, with quoted-printable undone.
+    fn all(&self) -> Vec<String> {
         let mut files: Vec<_> = std::fs::read_dir(&self.dir)
             .map(|d| {
                 d.flatten()
@@ -109,10 +126,12 @@ impl Sink {
     }
 
     /// Times of the RCPT attempts, in seconds.
-    fn attempts(&self) -> Vec<f64> {
+    /// The times of the delivery attempts to `to`.
+    fn attempts_to(&self, to: &str) -> Vec<f64> {
         std::fs::read_to_string(self.dir.join("attempts.log"))
             .unwrap_or_default()
             .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(to))
             .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
             .collect()
     }
@@ -229,6 +248,12 @@ fn gift_reset_and_issue_emails_arrive() {
     let s = start(port);
     let shop = common::shop(&s, "Tuscan Kitchen", true);
     let ann = s.user("ann@example.com");
+    // Sign-up's confirmation went to Ann with the token she confirmed with.
+    let confirm = wait_until("the confirmation email", 10, || {
+        sink.confirmations().into_iter().next()
+    });
+    assert_eq!(header(&confirm, "To"), vec!["ann@example.com"]);
+    assert!(confirm.contains("/v2/email_verifications"), "{confirm}");
     let (cert, g) = gift(&s, &shop, &ann, json!({}));
     let msg = wait_until("the gift email", 10, || sink.messages().into_iter().next());
     assert_eq!(header(&msg, "To"), vec!["bob@example.com"]);
@@ -299,7 +324,7 @@ fn gift_reset_and_issue_emails_arrive() {
 #[test]
 fn refusals_are_retried_with_growing_delays() {
     let port = free_port();
-    let sink = Sink::start(port, &["--refuse", "3"]);
+    let sink = Sink::start(port, &["--refuse", "3", "--refuse-to", "bob@example.com"]);
     let s = start(port);
     let shop = common::shop(&s, "Shop", true);
     let ann = s.user("ann@example.com");
@@ -308,7 +333,7 @@ fn refusals_are_retried_with_growing_delays() {
     wait_until("delivery after three refusals", 20, || {
         sink.messages().into_iter().next()
     });
-    let times = sink.attempts();
+    let times = sink.attempts_to("bob@example.com");
     assert_eq!(times.len(), 4, "{times:?}");
     let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     // Backoff of 1 s doubled after each failure: about 1, 2 and 4 seconds.

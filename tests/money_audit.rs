@@ -475,3 +475,106 @@ fn check_does_not_add_currencies_together() {
         "{text}"
     );
 }
+
+/// Accounts: signing up with someone's address before the shop issues to
+/// it used to put the certificate straight into the squatter's account.
+/// Only an address its owner confirmed gets certificates assigned; any
+/// other goes out as a gift email with its code.
+#[test]
+fn a_certificate_reaches_the_owner_of_the_mailbox() {
+    let s = Server::start();
+    let shop = shop(&s, "Mailbox", true);
+    let mallory = s.unverified_user("bob@shop-customer.example");
+    let r = issue(
+        &s,
+        &shop.merchant,
+        &shop.option_id,
+        json!({"recipient_email": "bob@shop-customer.example"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let c = r.first("certificates").clone();
+    assert_eq!(c["status"], "gifted");
+    assert_eq!(c["links"]["user"], Value::Null);
+    let r = s.get("/v2/certificates", &mallory.headers());
+    assert_eq!(r.body["meta"]["total_count"], 0, "{}", r.text);
+    let (to, text): (String, String) = s
+        .sql()
+        .query_row(
+            "SELECT to_addr, body_text FROM outbox WHERE kind = 'gift'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(to, "bob@shop-customer.example");
+    assert!(text.contains(&code(&c)), "{text}");
+
+    // The real owner confirms (the token went to the mailbox only); from
+    // then on issues go into the account.
+    let ann = s.unverified_user("ann@example.com");
+    let me = s.get(&format!("/v2/users/{}", ann.id), &ann.headers());
+    assert_eq!(me.first("users")["email_verified"], false);
+    let r = s.post(
+        "/v2/email_verifications",
+        &[],
+        json!({"verification_token": "not-the-token"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.pointers(), vec!["/verification_token"]);
+    let token = s.verification_token("ann@example.com");
+    let r = s.post(
+        "/v2/email_verifications",
+        &[],
+        json!({"user": {"verification_token": token}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.first("users")["email_verified"], true);
+    assert_eq!(r.first("users")["authentication_token"], Value::Null);
+    // A token works once.
+    let r = s.post(
+        "/v2/email_verifications",
+        &[],
+        json!({"verification_token": token}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let c = issue_to(&s, &shop, &ann);
+    assert_eq!(c["status"], "assigned");
+    assert_eq!(c["links"]["user"], json!(ann.id));
+    // A confirmed user asking for another confirmation is told so; an
+    // unconfirmed one gets a new email.
+    let r = s.post("/v2/email_verifications", &ann.headers(), json!({}));
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s.post("/v2/email_verifications", &mallory.headers(), json!({}));
+    assert_eq!(r.status, 202, "{}", r.text);
+    let r = s.post("/v2/email_verifications", &[], json!({}));
+    assert_eq!(r.status, 401, "{}", r.text);
+    s.check_passes();
+}
+
+/// Two spellings never name one account: only ASCII is case-folded, and
+/// an address with anything else (the Kelvin sign lower-cases to `k`) is
+/// refused.
+#[test]
+fn two_spellings_never_name_one_account() {
+    let s = Server::start();
+    s.user("kate@example.com");
+    let signup = |email: &str| {
+        s.post(
+            "/v2/users",
+            &[],
+            json!({"user": {"email": email, "password": "password123", "password_confirmation": "password123"}}),
+        )
+    };
+    let r = signup("\u{212A}ate@example.com");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.pointers(), vec!["/user/email"]);
+    let r = signup("KATE@Example.com");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("already been taken"), "{}", r.text);
+    let r = s.post(
+        "/v2/tokens",
+        &[],
+        json!({"user": {"email": "\u{212A}ATE@example.com", "password": "password123"}}),
+    );
+    // Not Kate's account: the same 401 as any unknown address.
+    assert_eq!(r.status, 401, "{}", r.text);
+}

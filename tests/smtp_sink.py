@@ -3,8 +3,8 @@
 
 Every accepted message is written to DIR/NNN.eml; every RCPT attempt is
 logged with its time to DIR/attempts.log. `--refuse N` answers the first N
-attempts with a temporary 451, `--reject` answers every attempt with a
-permanent 550. Prints "ready" on stdout once it accepts connections.
+attempts with a temporary 451 (with `--refuse-to ADDR`, only attempts to
+that address count), `--reject` answers every attempt with a permanent 550. Prints "ready" on stdout once it accepts connections.
 """
 import argparse
 import asyncio
@@ -15,9 +15,10 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, outdir, refuse, reject):
+    def __init__(self, outdir, refuse, reject, refuse_to=None):
         self.outdir = outdir
         self.refuse = refuse
+        self.refuse_to = refuse_to
         self.reject = reject
         self.count = 0
 
@@ -26,7 +27,7 @@ class Sink:
             log.write(f"{time.time():.3f} {address}\n")
         if self.reject:
             return "550 5.1.1 No such user here"
-        if self.refuse > 0:
+        if self.refuse > 0 and self.refuse_to in (None, address):
             self.refuse -= 1
             return "451 4.3.0 Try again later"
         envelope.rcpt_tos.append(address)
@@ -48,9 +49,10 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--refuse", type=int, default=0)
     p.add_argument("--reject", action="store_true")
+    p.add_argument("--refuse-to")
     a = p.parse_args()
     os.makedirs(a.dir, exist_ok=True)
-    controller = Controller(Sink(a.dir, a.refuse, a.reject), hostname="127.0.0.1", port=a.port)
+    controller = Controller(Sink(a.dir, a.refuse, a.reject, a.refuse_to), hostname="127.0.0.1", port=a.port)
     controller.start()
     print("ready", flush=True)
     try:

@@ -358,7 +358,10 @@ pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
-    !local.is_empty()
+    // ASCII only: an account's address is its key, case-folded in ASCII
+    // alone, so no two spellings can name one account (users::email_key).
+    s.is_ascii()
+        && !local.is_empty()
         && local.len() <= 64
         && domain.contains('.')
         && !domain.starts_with('.')

@@ -26,6 +26,7 @@ pub fn render(u: &users::User, email: bool, token: Option<&str>) -> Value {
     });
     if email {
         v["email"] = json!(u.email);
+        v["email_verified"] = json!(u.email_verified_at.is_some());
     }
     if let Some(t) = token {
         v["authentication_token"] = json!(t);
@@ -103,9 +104,51 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     };
     let token = ids::new_secret();
     let token_digest = ids::digest(token.as_bytes());
+    let confirm = ids::new_secret();
+    let public_url = ctx.app.public_url.clone();
     ctx.write_unrecorded(move |db| {
         let user = users::create(db, &new, &token_digest)?;
+        users::request_verification(db, &user, &confirm, &public_url)?;
         Ok(document(vec![render(&user, true, Some(&token))]).respond(201))
+    })
+}
+
+/// `POST /v2/email_verifications`: with `verification_token` (from the
+/// confirmation email), confirms the address: 200 with the user. Without
+/// one, a signed-in user whose address is unconfirmed gets a new
+/// confirmation email (202), within the reset budget of the address.
+pub fn verify(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
+    let title = "Unable to confirm email";
+    let body = ctx.body()?;
+    let mut f = Fields::new(&body, "user", true, title)?;
+    let token = f.text("verification_token", 255);
+    f.finish()?;
+    if let Some(token) = token {
+        return ctx.write(move |db| {
+            let user = users::verify_email(db, &token)?;
+            Ok(document(vec![render(&user, true, None)]).respond(200))
+        });
+    }
+    let user_id = ctx.user_id()?.to_string();
+    let user = users::get(ctx.db, &user_id)?.ok_or_else(ApiError::unauthorized)?;
+    if user.email_verified_at.is_some() {
+        return Err(ApiError::bad_request(
+            title,
+            "This email address is already confirmed",
+        ));
+    }
+    let limiter = &ctx.app.limiter;
+    let budgets = limiter.resets(&ctx.req.remote_ip, &user.email);
+    limiter.guard(&budgets, "Too many confirmation emails; try again later")?;
+    limiter.charge(&budgets);
+    let confirm = ids::new_secret();
+    let public_url = ctx.app.public_url.clone();
+    ctx.write(move |db| {
+        users::request_verification(db, &user, &confirm, &public_url)?;
+        Ok(Response::json(
+            202,
+            &json!({ "data": { "title": "Confirmation email sent", "email": user.email } }),
+        ))
     })
 }
 

@@ -24,6 +24,18 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE certificates ADD COLUMN basis_face_cents INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE certificates ADD COLUMN basis_price_cents INTEGER NOT NULL DEFAULT 0;
      UPDATE certificates SET basis_face_cents = face_value_cents, basis_price_cents = price_cents;",
+    // 3: email addresses proven by their owners. Accounts made before have
+    // proven nothing: certificates issued to them go out as gift emails
+    // with the code until they confirm (see domain::users).
+    "ALTER TABLE users ADD COLUMN email_verified_at INTEGER;
+     CREATE TABLE email_verifications (
+         digest     TEXT PRIMARY KEY,
+         user_id    TEXT NOT NULL REFERENCES users(id),
+         expires_at INTEGER NOT NULL,
+         used_at    INTEGER,
+         created_at INTEGER NOT NULL
+     );
+     CREATE INDEX email_verifications_user ON email_verifications(user_id);",
 ];
 
 fn pragmas(conn: &Connection) -> rusqlite::Result<()> {

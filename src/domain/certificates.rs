@@ -410,7 +410,9 @@ pub fn issue(
         ));
     }
     let recipient = match &req.recipient_email {
-        Some(email) => users::find_login(db, email)?.map(|(u, _)| u),
+        // Only into an account whose owner proved the mailbox: anyone can
+        // sign up with any address before the shop issues to it.
+        Some(email) => users::find_verified(db, email)?,
         None => None,
     };
     let status = match (&req.recipient_email, &recipient) {

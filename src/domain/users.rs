@@ -6,6 +6,16 @@ use rusqlite::{Connection, OptionalExtension, Row};
 
 /// How long a password reset token stays valid.
 pub const RESET_TTL_SECS: i64 = 3600;
+/// How long an email confirmation token stays valid.
+pub const VERIFY_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// The key one account's address is found by: ASCII case folded, nothing
+/// else. Addresses are ASCII only (`api::input::is_email` refuses the
+/// rest), so no two spellings (`\u{212A}ate@…` and `kate@…`) can ever name
+/// one account.
+pub fn email_key(email: &str) -> String {
+    email.to_ascii_lowercase()
+}
 
 /// A user as stored (without the password hash).
 #[derive(Debug, Clone)]
@@ -17,9 +27,13 @@ pub struct User {
     pub last_login_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the owner of the mailbox proved it; until then certificates
+    /// issued to the address go out by email, not into the account.
+    pub email_verified_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, email, first_name, last_name, last_login_at, created_at, updated_at";
+const COLUMNS: &str =
+    "id, email, first_name, last_name, last_login_at, created_at, updated_at, email_verified_at";
 
 /// A user from a row whose first columns are `COLUMNS`.
 pub fn from_row(r: &Row) -> rusqlite::Result<User> {
@@ -31,6 +45,7 @@ pub fn from_row(r: &Row) -> rusqlite::Result<User> {
         last_login_at: r.get(4)?,
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
+        email_verified_at: r.get(7)?,
     })
 }
 
@@ -46,8 +61,82 @@ pub fn find_login(db: &Connection, email: &str) -> rusqlite::Result<Option<(User
     db.prepare_cached(&format!(
         "SELECT {COLUMNS}, password_hash FROM users WHERE email_norm = ?1"
     ))?
-    .query_row([email.to_lowercase()], |r| Ok((from_row(r)?, r.get(7)?)))
+    .query_row([email_key(email)], |r| Ok((from_row(r)?, r.get(8)?)))
     .optional()
+}
+
+/// The account whose owner proved they read mail at that address: the
+/// only account a certificate issued to the address may go into.
+pub fn find_verified(db: &Connection, email: &str) -> rusqlite::Result<Option<User>> {
+    Ok(find_login(db, email)?
+        .map(|(u, _)| u)
+        .filter(|u| u.email_verified_at.is_some()))
+}
+
+/// Queues the email that lets the owner of the address confirm it, with a
+/// new token (valid `VERIFY_TTL_SECS`, usable once).
+pub fn request_verification(
+    db: &Connection,
+    user: &User,
+    token: &str,
+    public_url: &str,
+) -> Result<(), ApiError> {
+    let now = time::now();
+    db.execute(
+        "INSERT INTO email_verifications (digest, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+        (ids::digest(token.as_bytes()), &user.id, now + VERIFY_TTL_SECS, now),
+    )?;
+    let text = format!(
+        "Please confirm that {} is your email address.\n\n\
+         Your confirmation token (valid for seven days, usable once):\n\n    {token}\n\n\
+         Send it to POST {public_url}/v2/email_verifications, or enter it where\n\
+         you signed up. Until you do, gift certificates sent to this address\n\
+         arrive by email with their claim code instead of in your account.\n\
+         If you did not sign up, ignore this email.\n",
+        user.email
+    );
+    outbox::enqueue(
+        db,
+        &outbox::Mail {
+            kind: "email_verification",
+            to: &user.email,
+            subject: "Confirm your email address",
+            text: &text,
+            html: None,
+            gift_id: None,
+            due_at: now,
+        },
+    )?;
+    Ok(())
+}
+
+/// Confirms an address with its token; answers the confirmed user.
+pub fn verify_email(db: &Connection, token: &str) -> Result<User, ApiError> {
+    let now = time::now();
+    let digest = ids::digest(token.as_bytes());
+    let user_id: Option<String> = db
+        .query_row(
+            "SELECT user_id FROM email_verifications WHERE digest = ?1 AND used_at IS NULL AND expires_at > ?2",
+            (&digest, now),
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(user_id) = user_id else {
+        return Err(ApiError::invalid(
+            "Unable to confirm email",
+            "/verification_token",
+            "verification_token is invalid, expired or already used",
+        ));
+    };
+    db.execute(
+        "UPDATE email_verifications SET used_at = ?2 WHERE digest = ?1",
+        (&digest, now),
+    )?;
+    db.execute(
+        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?2), updated_at = ?2 WHERE id = ?1",
+        (&user_id, now),
+    )?;
+    get(db, &user_id)?.ok_or_else(|| ApiError::internal("user vanished during verification"))
 }
 
 /// What a new account is made of (password already hashed).
@@ -59,9 +148,9 @@ pub struct NewUser {
 }
 
 /// Creates the user with a first token. A taken email is a 400 on
-/// `/user/email`.
+/// `/user/email`. The address is unconfirmed until `verify_email`.
 pub fn create(db: &Connection, new: &NewUser, token_digest: &str) -> Result<User, ApiError> {
-    let norm = new.email.to_lowercase();
+    let norm = email_key(&new.email);
     let taken: bool = db.query_row(
         "SELECT EXISTS(SELECT 1 FROM users WHERE email_norm = ?1)",
         [&norm],

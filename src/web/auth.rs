@@ -57,7 +57,10 @@ pub fn authenticate(db: &Connection, req: &Request) -> Result<Principal, ApiErro
         let (Some(email), Some(token)) = (email, token) else {
             return Err(ApiError::unauthorized());
         };
-        let (token_digest, email) = (digest(token.as_bytes()), email.to_lowercase());
+        let (token_digest, email) = (
+            digest(token.as_bytes()),
+            crate::domain::users::email_key(email),
+        );
         let id = lookup(db, &format!("auth:user:{token_digest}:{email}"), |db| {
             db.prepare_cached(
                 "SELECT u.id FROM user_tokens t JOIN users u ON u.id = t.user_id

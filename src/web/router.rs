@@ -63,6 +63,7 @@ pub fn resolve(segments: &[String]) -> Option<(Methods, Vec<String>)> {
             &[("POST", tokens::create), ("DELETE", tokens::delete)],
             vec![],
         ),
+        ["v2", "email_verifications"] => (&[("POST", users::verify)], vec![]),
         ["v2", "passwords"] => (
             &[("POST", passwords::request), ("PUT", passwords::reset)],
             vec![],

@@ -319,8 +319,39 @@ impl Server {
         }
     }
 
-    /// Signs up a user and returns it with its token.
+    /// Signs up a user, confirms their address with the token from the
+    /// confirmation email in the outbox (as its owner would), and returns it
+    /// with its token.
     pub fn user(&self, email: &str) -> User {
+        let u = self.unverified_user(email);
+        let token = self.verification_token(email);
+        let r = self.post(
+            "/v2/email_verifications",
+            &[],
+            json!({"verification_token": token}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.first("users")["email_verified"], json!(true));
+        u
+    }
+
+    /// The token of the newest confirmation email queued for `email`.
+    pub fn verification_token(&self, email: &str) -> String {
+        let text: String = self
+            .sql()
+            .query_row(
+                "SELECT body_text FROM outbox WHERE kind = 'email_verification' AND to_addr = ?1
+                 ORDER BY rowid DESC LIMIT 1",
+                [email],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let after = text.split("usable once):").nth(1).unwrap();
+        after.split_whitespace().next().unwrap().to_string()
+    }
+
+    /// Signs up a user whose address is not confirmed.
+    pub fn unverified_user(&self, email: &str) -> User {
         let r = self.post(
             "/v2/users",
             &[],
