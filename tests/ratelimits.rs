@@ -254,3 +254,69 @@ fn claim_code_misses_are_budgeted_per_caller_and_per_ip() {
     );
     assert_eq!(r.status, 429, "{}", r.text);
 }
+
+/// Runs `n` copies of `f` at once (released together) and returns their
+/// statuses.
+fn in_parallel(n: usize, f: impl Fn(usize) -> u16 + Sync) -> Vec<u16> {
+    let gate = std::sync::Barrier::new(n);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (gate, f) = (&gate, &f);
+                scope.spawn(move || {
+                    gate.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|&&s| s == status).count()
+}
+
+#[test]
+fn parallel_login_guesses_cannot_overrun_the_account_budget() {
+    let s = Server::start();
+    s.user("ann@example.com");
+    // 40 guesses at once from 40 loopback addresses (so only the account's
+    // budget of 10 applies): the budget is taken before the password check,
+    // so exactly 10 are checked (before: all 40 got a 401).
+    let statuses = in_parallel(40, |i| {
+        let body = format!(r#"{{"user":{{"email":"ann@example.com","password":"guess {i}"}}}}"#);
+        status_from(
+            &format!("127.0.0.{}", 2 + i),
+            &s.base,
+            "POST",
+            "/v2/tokens",
+            &body,
+        )
+    });
+    assert_eq!(count(&statuses, 401), 10, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 30, "{statuses:?}");
+    // The right password waits too: the failures stay charged.
+    let r = s.post(
+        "/v2/tokens",
+        &[],
+        json!({"user": {"email": "ann@example.com", "password": "password123"}}),
+    );
+    assert_eq!(r.status, 429, "{}", r.text);
+}
+
+#[test]
+fn successful_logins_do_not_spend_the_budget() {
+    let s = Server::start();
+    s.user("ann@example.com");
+    // Charged before the check, given back on success: 30 good logins in a
+    // row leave the account's budget of 10 untouched.
+    for i in 0..30 {
+        let r = s.post(
+            "/v2/tokens",
+            &[],
+            json!({"user": {"email": "ann@example.com", "password": "password123"}}),
+        );
+        assert_eq!(r.status, 201, "login {i}: {}", r.text);
+    }
+}

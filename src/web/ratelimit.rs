@@ -47,6 +47,11 @@ impl Budgets {
     }
 }
 
+/// What `take` charged: (key, start of its window) pairs.
+#[derive(Debug)]
+#[must_use = "a charge is kept unless refunded"]
+pub struct Taken(Vec<(String, i64)>);
+
 /// Where a key stands in its window.
 #[derive(Debug, Clone, Copy)]
 pub struct Standing {
@@ -148,21 +153,79 @@ impl Limiter {
         self.touch(key, budget, false)
     }
 
-    /// 429 when any of the (key, budget) pairs is spent.
-    pub fn guard(&self, checks: &[(String, (u32, i64))], details: &str) -> Result<(), ApiError> {
-        for (key, budget) in checks {
-            let s = self.peek(key, *budget);
-            if s.exceeded {
-                return Err(s.refusal(details));
+    /// Checks and charges in one step, under the limiter's lock: 429 (with
+    /// the headers of the budget that refused) when any of the (key, budget)
+    /// pairs is spent, otherwise one event charged to every pair. Guessing
+    /// budgets are taken before the work (an Argon2 check, a lookup), so
+    /// concurrent attempts cannot all pass a check made before any of them
+    /// is counted; `refund` gives the charge back when the attempt was not
+    /// a failure.
+    pub fn take(&self, checks: &[(String, (u32, i64))], details: &str) -> Result<Taken, ApiError> {
+        let mut taken = Taken(Vec::new());
+        if !self.budgets.enabled {
+            return Ok(taken);
+        }
+        let now = time::now();
+        let Ok(mut windows) = self.windows.lock() else {
+            return Ok(taken);
+        };
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, w| w.start + w.len > now);
+        }
+        let live = |windows: &mut HashMap<String, Window>, key: &str, len: i64| {
+            let w = windows.entry(key.to_string()).or_insert(Window {
+                start: now,
+                count: 0,
+                len,
+            });
+            if now >= w.start + w.len {
+                *w = Window {
+                    start: now,
+                    count: 0,
+                    len,
+                };
+            }
+            (w.start, w.count)
+        };
+        for (key, (limit, len)) in checks {
+            if *limit == 0 {
+                continue;
+            }
+            let (start, count) = live(&mut windows, key, *len);
+            if count >= *limit {
+                let spent = Standing {
+                    limit: *limit,
+                    remaining: 0,
+                    reset: (start + len - now).max(0),
+                    exceeded: true,
+                };
+                return Err(spent.refusal(details));
             }
         }
-        Ok(())
+        for (key, (limit, _)) in checks {
+            if *limit == 0 {
+                continue;
+            }
+            if let Some(w) = windows.get_mut(key) {
+                w.count = w.count.saturating_add(1);
+                taken.0.push((key.clone(), w.start));
+            }
+        }
+        Ok(taken)
     }
 
-    /// Charges one event (a failure, a request) to every (key, budget) pair.
-    pub fn charge(&self, checks: &[(String, (u32, i64))]) {
-        for (key, budget) in checks {
-            self.hit(key, *budget);
+    /// Gives back a charge made by `take` (in windows that have not reset
+    /// since).
+    pub fn refund(&self, taken: Taken) {
+        let Ok(mut windows) = self.windows.lock() else {
+            return;
+        };
+        for (key, start) in taken.0 {
+            if let Some(w) = windows.get_mut(&key) {
+                if w.start == start {
+                    w.count = w.count.saturating_sub(1);
+                }
+            }
         }
     }
 
@@ -231,5 +294,24 @@ mod tests {
         for _ in 0..10 {
             assert!(!l.hit("k", (0, 60)).exceeded);
         }
+    }
+
+    #[test]
+    fn take_checks_and_charges_every_budget_and_refunds() {
+        let l = Limiter::new(Budgets::defaults(1, 1, 1));
+        let both = |a: &str| vec![(a.to_string(), (2, 60)), ("shared".to_string(), (3, 60))];
+        let t1 = l.take(&both("a"), "x").unwrap();
+        let _t2 = l.take(&both("a"), "x").unwrap();
+        // "a" is spent: refused, and "shared" is not charged for it.
+        let e = l.take(&both("a"), "x").unwrap_err();
+        assert_eq!(e.status, 429);
+        assert_eq!(l.peek("shared", (3, 60)).remaining, 1);
+        l.refund(t1);
+        assert_eq!(l.peek("a", (2, 60)).remaining, 1);
+        assert_eq!(l.peek("shared", (3, 60)).remaining, 2);
+        let _t3 = l.take(&both("b"), "x").unwrap();
+        let _t4 = l.take(&both("b"), "x").unwrap();
+        // "shared" is spent now, whatever the other key.
+        assert!(l.take(&both("c"), "x").is_err());
     }
 }
