@@ -320,3 +320,49 @@ fn successful_logins_do_not_spend_the_budget() {
         assert_eq!(r.status, 201, "login {i}: {}", r.text);
     }
 }
+
+#[test]
+fn a_refusal_by_a_small_budget_carries_that_budgets_headers() {
+    let s = Server::start();
+    let login = || {
+        s.post(
+            "/v2/tokens",
+            &[],
+            json!({"user": {"email": "ann@example.com", "password": "wrong"}}),
+        )
+    };
+    for _ in 0..10 {
+        let r = login();
+        assert_eq!(r.status, 401);
+        // Ordinary answers describe the general budget of the IP.
+        assert_eq!(num(&r, "RateLimit-Limit"), 600);
+    }
+    let r = login();
+    assert_eq!(r.status, 429, "{}", r.text);
+    // Before: 600 / 589 / under 60, the IP's general budget.
+    assert_eq!(
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("RateLimit-Limit"))
+            .count(),
+        1
+    );
+    assert_eq!(num(&r, "RateLimit-Limit"), 10);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    let reset = num(&r, "RateLimit-Reset");
+    assert!((800..=900).contains(&reset), "reset {reset}");
+    assert!((num(&r, "Retry-After") - reset).abs() <= 1);
+    // Password reset requests: limit 3 per address, an hour.
+    for _ in 0..3 {
+        assert_eq!(
+            s.post("/v2/passwords", &[], json!({"email": "bob@example.com"}))
+                .status,
+            201
+        );
+    }
+    let r = s.post("/v2/passwords", &[], json!({"email": "bob@example.com"}));
+    assert_eq!(r.status, 429);
+    assert_eq!(num(&r, "RateLimit-Limit"), 3);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    assert!(num(&r, "RateLimit-Reset") > 3000);
+}

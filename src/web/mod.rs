@@ -120,8 +120,15 @@ pub fn handle(app: &App, db: &Connection, req: &Request) -> Response {
             app.limiter.budgets.ip,
         )
     });
-    for (k, v) in standing.headers() {
-        response.headers.push((k.to_string(), v));
+    // A refusal by a small budget already describes that budget.
+    let described = response
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("RateLimit-Limit"));
+    if !described {
+        for (k, v) in standing.headers() {
+            response.headers.push((k.to_string(), v));
+        }
     }
     if req.method == "HEAD" {
         response.body.clear();

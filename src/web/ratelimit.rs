@@ -72,10 +72,16 @@ impl Standing {
         ]
     }
 
-    /// The 429 answer for this standing.
+    /// The 429 answer for this standing, with its `RateLimit-*` headers
+    /// (`web::handle` adds the general budget's only to answers without
+    /// them, so a refusal describes the budget that refused).
     pub fn refusal(&self, details: &str) -> ApiError {
+        let [limit, remaining, reset] = self.headers();
         ApiError::new(429, "Too Many Requests", details)
             .with_header("Retry-After", self.reset.max(1).to_string())
+            .with_header(limit.0, limit.1)
+            .with_header(remaining.0, remaining.1)
+            .with_header(reset.0, reset.1)
     }
 }
 
@@ -305,6 +311,10 @@ mod tests {
         // "a" is spent: refused, and "shared" is not charged for it.
         let e = l.take(&both("a"), "x").unwrap_err();
         assert_eq!(e.status, 429);
+        assert!(e.headers.contains(&("RateLimit-Limit", "2".to_string())));
+        assert!(e
+            .headers
+            .contains(&("RateLimit-Remaining", "0".to_string())));
         assert_eq!(l.peek("shared", (3, 60)).remaining, 1);
         l.refund(t1);
         assert_eq!(l.peek("a", (2, 60)).remaining, 1);
@@ -312,6 +322,7 @@ mod tests {
         let _t3 = l.take(&both("b"), "x").unwrap();
         let _t4 = l.take(&both("b"), "x").unwrap();
         // "shared" is spent now, whatever the other key.
-        assert!(l.take(&both("c"), "x").is_err());
+        let e = l.take(&both("c"), "x").unwrap_err();
+        assert!(e.headers.contains(&("RateLimit-Limit", "3".to_string())));
     }
 }
