@@ -366,3 +366,43 @@ fn a_refusal_by_a_small_budget_carries_that_budgets_headers() {
     assert_eq!(num(&r, "RateLimit-Remaining"), 0);
     assert!(num(&r, "RateLimit-Reset") > 3000);
 }
+
+#[test]
+fn wrong_credentials_spend_the_ip_budget_and_get_429() {
+    let s = Server::start_with(&["--rate-limit-ip", "20"], &[]);
+    let m = s.merchant("Shop");
+    let wrong = vec![
+        ("X-Merchant-Key".to_string(), m.key.clone()),
+        ("X-Merchant-Secret".to_string(), "guess".to_string()),
+    ];
+    let path = format!("/v2/merchants/{}/locations", m.id);
+    for i in 0..20 {
+        let r = s.get(&path, &wrong);
+        assert_eq!(r.status, 401, "guess {i}: {}", r.text);
+        assert_eq!(num(&r, "RateLimit-Remaining"), 19 - i);
+    }
+    // Before: 401 forever, with RateLimit-Remaining: 0.
+    let r = s.get(&path, &wrong);
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(num(&r, "RateLimit-Limit"), 20);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    assert!(num(&r, "Retry-After") >= 1);
+    // A wrong user token is the same.
+    let ann = vec![
+        ("X-User-Email".to_string(), "ann@example.com".to_string()),
+        ("X-User-Token".to_string(), "guess".to_string()),
+    ];
+    assert_eq!(s.get("/v2/users/self", &ann).status, 429);
+    // The right credentials have the merchant's own budget.
+    assert_eq!(s.get(&path, &m.headers()).status, 200);
+    // Another IP is not affected.
+    let r = common::request_from(
+        "127.0.0.2",
+        &s.base,
+        "GET",
+        &path,
+        &[("X-Merchant-Key", &m.key), ("X-Merchant-Secret", "guess")],
+        "",
+    );
+    assert_eq!(r.status, 401);
+}

@@ -177,7 +177,24 @@ fn dispatch(
         )
         .with_header("Allow", allow.join(", ")));
     };
-    let principal = auth::authenticate(db, req)?;
+    let principal = match auth::authenticate(db, req) {
+        Ok(p) => p,
+        // Wrong credentials are charged to the client IP's budget, and
+        // refused once it is spent, so guessing keys runs into a 429 too.
+        Err(e) => {
+            let charged = app.limiter.hit(
+                &Principal::Public.scope(&req.remote_ip),
+                app.limiter.budgets.ip,
+            );
+            *standing = Some(charged);
+            if charged.exceeded {
+                return Err(charged.refusal(
+                    "Too many requests; slow down and retry after the time in Retry-After",
+                ));
+            }
+            return Err(e);
+        }
+    };
     let budget = match principal {
         Principal::Public => app.limiter.budgets.ip,
         Principal::User { .. } => app.limiter.budgets.user,
