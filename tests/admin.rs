@@ -1076,11 +1076,12 @@ fn certificate_detail_with_ledger_cancel_return_reverse() {
 fn users_tickets_and_the_outbox() {
     let s = server();
     let a = Admin::login(&s);
-    s.user("ann@example.com");
+    let ann = s.user("ann@example.com");
     s.user("bob@example.com");
+    // Signed in, to her own address: the notice quotes her message.
     let r = s.post(
         "/v2/support_tickets",
-        &[],
+        &ann.headers(),
         json!({"name": "Ann", "email": "ann@example.com", "message": "Can I use it at lunch?"}),
     );
     assert_eq!(r.status, 201);

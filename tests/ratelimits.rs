@@ -406,3 +406,134 @@ fn wrong_credentials_spend_the_ip_budget_and_get_429() {
     );
     assert_eq!(r.status, 401);
 }
+
+fn ticket(email: &str, message: &str) -> serde_json::Value {
+    json!({"support_ticket": {"name": "Visit cheap-pills.example", "email": email, "message": message}})
+}
+
+#[test]
+fn support_tickets_are_budgeted_per_address_and_per_ip() {
+    let s = Server::start();
+    // Three tickets naming one address an hour (before: 100 were accepted,
+    // each mailing the stranger).
+    for i in 0..3 {
+        let r = s.post(
+            "/v2/support_tickets",
+            &[],
+            ticket("victim@example.com", &format!("spam {i}")),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = s.post(
+        "/v2/support_tickets",
+        &[],
+        ticket("Victim@Example.com", "spam"),
+    );
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(num(&r, "RateLimit-Limit"), 3);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    assert!(num(&r, "RateLimit-Reset") > 3000);
+    let body = ticket("victim@example.com", "spam").to_string();
+    assert_eq!(
+        common::request_from(
+            "127.0.0.2",
+            &s.base,
+            "POST",
+            "/v2/support_tickets",
+            &[],
+            &body
+        )
+        .status,
+        429,
+        "per address, from any IP"
+    );
+    // Ten tickets from one IP an hour, whatever the addresses.
+    for i in 0..7 {
+        let r = s.post(
+            "/v2/support_tickets",
+            &[],
+            ticket(&format!("x{i}@example.com"), "hi"),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = s.post("/v2/support_tickets", &[], ticket("new@example.com", "hi"));
+    assert_eq!(r.status, 429, "per IP: {}", r.text);
+    assert_eq!(num(&r, "RateLimit-Limit"), 10);
+    let body = ticket("new@example.com", "hi").to_string();
+    assert_eq!(
+        common::request_from(
+            "127.0.0.2",
+            &s.base,
+            "POST",
+            "/v2/support_tickets",
+            &[],
+            &body
+        )
+        .status,
+        201
+    );
+    let queued: i64 = s
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'support_ticket' AND to_addr = 'victim@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(queued, 3);
+}
+
+#[test]
+fn ticket_mail_quotes_the_text_only_to_the_senders_own_account() {
+    let s = Server::start();
+    let ann = s.user("ann@example.com");
+    let mail_to = |addr: &str| -> Vec<String> {
+        s.sql()
+            .prepare("SELECT body_text FROM outbox WHERE kind = 'support_ticket' AND lower(to_addr) = ?1")
+            .unwrap()
+            .query_map([addr], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Anonymous: the acknowledgement quotes neither the message nor the
+    // name (before: both, to any address).
+    let r = s.post(
+        "/v2/support_tickets",
+        &[],
+        ticket("stranger@example.com", "BUY NOW at spam.example"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mails = mail_to("stranger@example.com");
+    assert_eq!(mails.len(), 1);
+    assert!(!mails[0].contains("BUY NOW"), "{}", mails[0]);
+    assert!(!mails[0].contains("cheap-pills"), "{}", mails[0]);
+    assert!(mails[0].starts_with("Hello,\n"), "{}", mails[0]);
+    // The ticket itself keeps the text for the shop.
+    assert_eq!(
+        r.first("support_tickets")["message"],
+        "BUY NOW at spam.example"
+    );
+    // Signed in, naming someone else: not quoted either.
+    let r = s.post(
+        "/v2/support_tickets",
+        &ann.headers(),
+        ticket("bob@example.com", "BUY NOW"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(!mail_to("bob@example.com")[0].contains("BUY NOW"));
+    // Signed in, naming the account's own address (any case): quoted.
+    let r = s.post(
+        "/v2/support_tickets",
+        &ann.headers(),
+        ticket("ANN@example.com", "My code\ndoes not work"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mails = mail_to("ann@example.com");
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("> My code\n> does not work"),
+        "{}",
+        mails[0]
+    );
+}

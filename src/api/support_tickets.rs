@@ -1,9 +1,15 @@
 //! `POST /v2/support_tickets`: anyone can write to the shop.
+//!
+//! Each ticket mails an acknowledgement to the address it names, so tickets
+//! have a budget per client IP and per address, and the acknowledgement
+//! quotes the sender's name and message only to an address known to be the
+//! sender's: the signed-in user's own account email. To any other address
+//! the shop would be relaying a stranger's text.
 
 use crate::api::input::{Fields, LONG, SHORT};
 use crate::domain::{tickets, time};
 use crate::error::ApiError;
-use crate::web::{Ctx, Document, Response};
+use crate::web::{Ctx, Document, Principal, Response};
 use serde_json::{json, Value};
 
 /// The ticket as JSON.
@@ -33,8 +39,19 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     let email = f.required_email("email");
     let message = f.required_text("message", LONG);
     f.finish()?;
+    let limiter = &ctx.app.limiter;
+    let _taken = limiter.take(
+        &limiter.tickets(&ctx.req.remote_ip, &email),
+        "Too many support tickets; try again later",
+    )?;
+    // The credentials were checked against this header's account.
+    let own_address = matches!(ctx.principal, Principal::User { .. })
+        && ctx
+            .req
+            .header("x-user-email")
+            .is_some_and(|account| account.trim().eq_ignore_ascii_case(&email));
     ctx.write(move |db| {
-        let t = tickets::open(db, &name, &email, &message)?;
+        let t = tickets::open(db, &name, &email, &message, own_address)?;
         Ok(Document::new("support_tickets", vec![render(&t)]).respond(201))
     })
 }

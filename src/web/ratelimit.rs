@@ -3,9 +3,10 @@
 //! Every request is charged to its caller's general budget (merchant, user,
 //! or client IP for public calls) and every answer carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset`. Failed logins, password
-//! reset requests and claim-code lookups that miss have small budgets of
-//! their own, per client IP and per target (the account or the caller), so
-//! guessing a password or a claim code is impractical.
+//! reset requests, support tickets and claim-code lookups that miss have
+//! small budgets of their own, per client IP and per target (the account,
+//! the address or the caller), so guessing a password or a claim code is
+//! impractical and nobody's mailbox can be flooded through the shop.
 
 use crate::domain::time;
 use crate::error::ApiError;
@@ -25,6 +26,8 @@ pub struct Budgets {
     pub reset_per_account: (u32, i64),
     pub code_miss_per_ip: (u32, i64),
     pub code_miss_per_caller: (u32, i64),
+    pub ticket_per_ip: (u32, i64),
+    pub ticket_per_address: (u32, i64),
 }
 
 impl Budgets {
@@ -43,6 +46,10 @@ impl Budgets {
             // leave a guess at odds of about one in 10^16.
             code_miss_per_ip: (200, 600),
             code_miss_per_caller: (100, 600),
+            // Each support ticket mails its address: enough for a customer
+            // with a problem, too few to flood a stranger's mailbox.
+            ticket_per_ip: (10, 3600),
+            ticket_per_address: (3, 3600),
         }
     }
 }
@@ -253,6 +260,17 @@ impl Limiter {
             (
                 format!("reset-account:{}", email.to_lowercase()),
                 self.budgets.reset_per_account,
+            ),
+        ]
+    }
+
+    /// The support-ticket budgets of a client IP and a named address.
+    pub fn tickets(&self, ip: &str, email: &str) -> Vec<(String, (u32, i64))> {
+        vec![
+            (format!("ticket-ip:{ip}"), self.budgets.ticket_per_ip),
+            (
+                format!("ticket-address:{}", email.to_lowercase()),
+                self.budgets.ticket_per_address,
             ),
         ]
     }
