@@ -26,6 +26,11 @@ fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
 pub fn open_writer(path: &Path) -> Result<Connection, String> {
     let conn =
         Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SQLite opens a file it may not write read-only, silently: the server
+    // would start and answer every change with a 500.
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        return Err(unwritable(path, "the file is read-only"));
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| format!("cannot enable WAL on {}: {e}", path.display()))?;
     pragmas(&conn).map_err(|e| e.to_string())?;
@@ -33,7 +38,28 @@ pub fn open_writer(path: &Path) -> Result<Connection, String> {
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(|e| e.to_string())?;
     migrate(&conn)?;
+    probe_write(&conn).map_err(|e| unwritable(path, &e.to_string()))?;
     Ok(conn)
+}
+
+fn unwritable(path: &Path, why: &str) -> String {
+    format!(
+        "cannot write to the database {} ({why}): the server must be able to write the file, \
+         its -wal and -shm files and their directory",
+        path.display()
+    )
+}
+
+/// One real committed write (the schema version, unchanged), which fails
+/// when the file, its WAL or their directory cannot be written.
+fn probe_write(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
+    ))
+    .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
 }
 
 /// Opens a second read-write connection that only runs checkpoints, so
