@@ -1,4 +1,5 @@
-//! Health: the server refuses to start on a database it cannot write.
+//! Health: the server refuses to start on a database it cannot write, and
+//! `/healthz` covers the writer, not only reads.
 
 mod common;
 
@@ -59,4 +60,45 @@ fn a_read_only_database_is_refused_at_start() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "no banner");
+}
+
+#[test]
+fn healthz_covers_the_writer() {
+    let s = Server::start_with(&["--rate-limit-ip", "0"], &[]);
+    assert_eq!(s.get("/healthz", &[]).status, 200);
+    // Another connection holds the write lock: reads still work, but the
+    // writer cannot commit anything.
+    let holder = s.sql();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let r = s.get("/healthz", &[]);
+    // Before: 200.
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["status"], "unavailable");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(s.log().contains("health check failed"), "{}", s.log());
+    holder.execute_batch("ROLLBACK").unwrap();
+    // The writer gets the lock and answers again.
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = s.get("/healthz", &[]);
+        if r.status == 200 {
+            assert_eq!(r.body["status"], "ok");
+            break;
+        }
+        assert!(Instant::now() < until, "still {}: {}", r.status, r.text);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn healthz_is_fast() {
+    let s = Server::start_with(&["--rate-limit-ip", "0"], &[]);
+    let started = Instant::now();
+    for _ in 0..200 {
+        assert_eq!(s.get("/healthz", &[]).status, 200);
+    }
+    // A round trip through the writer without writing: no fsync each.
+    let per = started.elapsed() / 200;
+    assert!(per < Duration::from_millis(20), "{per:?} per /healthz");
 }

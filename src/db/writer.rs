@@ -121,6 +121,40 @@ impl Writer {
             .unwrap_or_else(|_| Err(ApiError::internal("writer thread stopped")))
     }
 
+    /// A round trip through the writer: a job with no work, answered once
+    /// its transaction (`BEGIN IMMEDIATE … COMMIT`, which writes nothing)
+    /// is committed. Err when the writer cannot take the write lock or
+    /// commit, has stopped, or does not answer within `timeout`.
+    pub fn ping(&self, timeout: Duration) -> Result<(), String> {
+        let (reply, answer) = mpsc::sync_channel::<Result<(), String>>(1);
+        let job: Job = Box::new(move |_: &Connection| {
+            let deliver: Deliver = Box::new(move |commit: Result<(), String>| {
+                let _ = reply.send(commit);
+            });
+            (true, deliver)
+        });
+        let sender = self
+            .sender
+            .lock()
+            .map_err(|_| "writer lock poisoned".to_string())?
+            .clone()
+            .ok_or("the writer has stopped")?;
+        sender.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => "the writer's queue is full".to_string(),
+            mpsc::TrySendError::Disconnected(_) => "the writer has stopped".to_string(),
+        })?;
+        match answer.recv_timeout(timeout) {
+            Ok(commit) => commit.map_err(|e| format!("the writer cannot commit: {e}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "the writer did not answer within {} ms",
+                timeout.as_millis()
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err("the writer cannot begin a transaction".to_string())
+            }
+        }
+    }
+
     /// Stops taking jobs, lets the writer finish what it holds, checkpoints
     /// the WAL and closes the connection.
     pub fn shutdown(&self) {
