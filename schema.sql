@@ -1,5 +1,6 @@
--- Instagift schema, version 1. Applied on a fresh database; later versions
--- are migrations keyed on PRAGMA user_version (see src/db/mod.rs).
+-- Instagift schema, version 2 (SCHEMA_VERSION). Applied whole on a fresh
+-- database; files of older versions are migrated step by step, keyed on
+-- PRAGMA user_version (see src/db/mod.rs).
 -- Times are Unix seconds (UTC); money is integer cents.
 
 CREATE TABLE users (
@@ -15,9 +16,10 @@ CREATE TABLE users (
 );
 
 CREATE TABLE user_tokens (
-    digest     TEXT PRIMARY KEY,             -- SHA-256 hex of the token
-    user_id    TEXT NOT NULL REFERENCES users(id),
-    created_at INTEGER NOT NULL
+    digest       TEXT PRIMARY KEY,           -- SHA-256 hex of the token
+    user_id      TEXT NOT NULL REFERENCES users(id),
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER                     -- NULL: not used since created (v2)
 );
 CREATE INDEX user_tokens_user ON user_tokens(user_id);
 
@@ -230,6 +232,7 @@ CREATE TABLE idempotency (
     created_at   INTEGER NOT NULL,
     PRIMARY KEY (principal, key)
 ) WITHOUT ROWID;
+CREATE INDEX idempotency_created ON idempotency(created_at);  -- v2: purging
 
 -- The operator of the admin page: a single row. The password is set by
 -- `instagift admin set-password`, or generated and printed on first start.

@@ -1263,7 +1263,7 @@ fn backup_is_a_consistent_sqlite_file() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     // The copy passes the books check as a database of its own.
     let out = Command::new(bin())
         .arg("--db")

@@ -2,6 +2,7 @@
 //! `PRAGMA user_version`, the single writer thread and per-worker readers.
 
 pub mod cache;
+pub mod housekeeping;
 mod writer;
 
 pub use writer::Writer;
@@ -10,8 +11,14 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
 
-/// The schema this build writes; `schema.sql` is version 1.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes; `schema.sql` is the latest version, and
+/// `migrate` brings older files to it step by step.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Version 2: when each user token was last used (idle expiry), and an
+/// index for purging expired idempotency records.
+const V2: &str = "ALTER TABLE user_tokens ADD COLUMN last_used_at INTEGER;
+                  CREATE INDEX idempotency_created ON idempotency(created_at);";
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
@@ -103,8 +110,22 @@ pub fn migrate(conn: &Connection) -> Result<(), String> {
             format!("cannot create schema: {e}")
         })?;
     }
-    // Later versions: `if version < 2 { … }` steps go here, each in its own transaction.
+    // Each later version: `if version < N { step(conn, N, …) }`, in order.
+    if version == 1 {
+        step(conn, 2, V2)?;
+    }
     Ok(())
+}
+
+/// One migration step in its own transaction, ending at `version`.
+fn step(conn: &Connection, version: i64, sql: &str) -> Result<(), String> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {sql}\nPRAGMA user_version = {version}; COMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        format!("cannot migrate the schema to version {version}: {e}")
+    })
 }
 
 /// The schema version stored in the file.
@@ -174,5 +195,40 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        // Back to version 1 as it was shipped.
+        conn.execute_batch(
+            "DROP INDEX idempotency_created;
+             ALTER TABLE user_tokens DROP COLUMN last_used_at;
+             INSERT INTO users (id, email, email_norm, password_hash, first_name, last_name, created_at, updated_at)
+                 VALUES ('u', 'a@b.c', 'a@b.c', 'h', 'A', 'B', 1, 1);
+             INSERT INTO user_tokens (digest, user_id, created_at) VALUES ('d', 'u', 5);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert_eq!(schema_version(&conn), 2);
+        let (created, used): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT created_at, last_used_at FROM user_tokens",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((created, used), (5, None));
+        let indexed: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'idempotency_created')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(indexed);
+        migrate(&conn).unwrap();
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
@@ -121,6 +121,28 @@ impl Writer {
             .unwrap_or_else(|_| Err(ApiError::internal("writer thread stopped")))
     }
 
+    /// Runs `f` in a coming write transaction without waiting for it, and
+    /// only if the queue has room: for bookkeeping that may be skipped
+    /// (recording when a token was last used). Errors are logged.
+    pub fn submit<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn)));
+            let ok = matches!(result, Ok(Ok(())));
+            if let Ok(Err(e)) = result {
+                crate::log::warn(&format!("writer: background job failed: {e}"));
+            }
+            let deliver: Deliver = Box::new(|_| {});
+            (ok, deliver)
+        });
+        let sender = self.sender.lock().ok().and_then(|s| s.clone());
+        if let Some(s) = sender {
+            let _ = s.try_send(job);
+        }
+    }
+
     /// A round trip through the writer: a job with no work, answered once
     /// its transaction (`BEGIN IMMEDIATE … COMMIT`, which writes nothing)
     /// is committed. Err when the writer cannot take the write lock or
@@ -198,7 +220,18 @@ fn checkpoint(conn: &Connection, stop: &Receiver<()>, stats: &Stats) {
 }
 
 fn run(conn: Connection, jobs: Receiver<Job>, stats: &Stats) -> Connection {
-    while let Ok(first) = jobs.recv() {
+    super::housekeeping::purge(&conn);
+    let mut purged = Instant::now();
+    loop {
+        let first = match jobs.recv_timeout(super::housekeeping::PURGE_EVERY) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                super::housekeeping::purge(&conn);
+                purged = Instant::now();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -211,6 +244,10 @@ fn run(conn: Connection, jobs: Receiver<Job>, stats: &Stats) -> Connection {
         stats.jobs.fetch_add(n, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.largest_batch.fetch_max(n, Ordering::Relaxed);
+        if purged.elapsed() >= super::housekeeping::PURGE_EVERY {
+            super::housekeeping::purge(&conn);
+            purged = Instant::now();
+        }
     }
     conn
 }

@@ -177,7 +177,7 @@ fn dispatch(
         )
         .with_header("Allow", allow.join(", ")));
     };
-    let principal = match auth::authenticate(db, req) {
+    let principal = match auth::authenticate(db, &app.writer, req) {
         Ok(p) => p,
         // Wrong credentials are charged to the client IP's budget, and
         // refused once it is spent, so guessing keys runs into a 429 too.
