@@ -86,6 +86,10 @@ pub struct ServeArgs {
     #[arg(long, env = "INSTAGIFT_RATE_LIMIT_IP", default_value_t = 600)]
     pub rate_limit_ip: u32,
 
+    /// Days a user token may go unused before it expires (0 = never).
+    #[arg(long, env = "INSTAGIFT_TOKEN_IDLE_DAYS", default_value_t = 90)]
+    pub token_idle_days: u32,
+
     /// Seconds a connection may stay idle, or take between two reads,
     /// before it is closed.
     #[arg(long, env = "INSTAGIFT_CLIENT_TIMEOUT_SECS", default_value_t = 10)]

@@ -32,7 +32,13 @@ fn main() -> ExitCode {
     let args = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     log::set_level(&std::env::var("INSTAGIFT_LOG").unwrap_or_default());
     let result = match args.command {
-        Command::Serve(serve) => server::run(args.db, serve),
+        Command::Serve(serve) => {
+            // Read by authentication and the writer's housekeeping.
+            instagift::db::housekeeping::set_token_idle_secs(
+                i64::from(serve.token_idle_days) * 86_400,
+            );
+            server::run(args.db, serve)
+        }
         Command::Merchant(cmd) => cli::merchant(&args.db, &cmd),
         Command::Admin(cmd) => admin::cli::run(&args.db, &cmd),
         Command::Check => cli::check(&args.db),

@@ -288,7 +288,8 @@ fn failed_logins_are_throttled_per_ip() {
     let (failures, blocked): (i64, i64) = s
         .sql()
         .query_row(
-            "SELECT failures, blocked_until - last_failure_at FROM admin_login_failures",
+            "SELECT failures, blocked_until - last_failure_at FROM admin_login_failures
+             WHERE ip = '127.0.0.1'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -311,6 +312,90 @@ fn failed_logins_are_throttled_per_ip() {
     assert!(out.status.success());
     assert_eq!(login_as(&s, PASSWORD).status, 401);
     assert_eq!(login_as(&s, "a brand new password").status, 201);
+}
+
+fn login_from(s: &Server, ip: &str, password: &str) -> common::RawAnswer {
+    common::request_from(
+        ip,
+        &s.base,
+        "POST",
+        "/admin/api/session",
+        &[("X-Requested-With", "admin-test")],
+        &json!({ "password": password }).to_string(),
+    )
+}
+
+#[test]
+fn parallel_guesses_cannot_overrun_the_ip_budget() {
+    let s = server();
+    // 40 wrong passwords at once from one IP: each is counted before its
+    // Argon2 check, so exactly the 5 free failures are checked (before: 35
+    // of 40 were checked, all passing the block check before any failure
+    // was recorded).
+    let gate = std::sync::Barrier::new(40);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let (gate, s) = (&gate, &s);
+                scope.spawn(move || {
+                    gate.wait();
+                    login_from(s, "127.0.0.1", &format!("guess {i}")).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let n = |code| statuses.iter().filter(|&&c| c == code).count();
+    assert_eq!((n(401), n(429)), (5, 35), "{statuses:?}");
+}
+
+#[test]
+fn failed_logins_from_all_ips_share_a_budget() {
+    let s = server();
+    // Four failures from each of five addresses: no address is blocked
+    // (five in a row block one), but twenty failures from anywhere block
+    // every address (before: a sixth address got five more guesses, and so
+    // on without end).
+    for host in 2..7 {
+        for _ in 0..4 {
+            let r = login_from(&s, &format!("127.0.0.{host}"), "guess");
+            assert_eq!(r.status, 401, "127.0.0.{host}: {}", r.body);
+        }
+    }
+    let r = login_from(&s, "127.0.0.7", "guess");
+    assert_eq!(r.status, 429, "{}", r.body);
+    let wait: i64 = r.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "Retry-After {wait}");
+    // The headers describe the budget that refused.
+    assert_eq!(r.header("RateLimit-Limit"), Some("20"), "{}", r.head);
+    assert_eq!(r.header("RateLimit-Remaining"), Some("0"));
+    assert_eq!(r.header("RateLimit-Reset"), Some(wait.to_string().as_str()));
+    // The right password waits too, from any address.
+    assert_eq!(login_as(&s, PASSWORD).status, 429);
+    // The operator's shell lifts the block.
+    assert!(set_password(&s.db, &format!("{PASSWORD}\n"))
+        .status
+        .success());
+    assert_eq!(login_as(&s, PASSWORD).status, 201);
+}
+
+#[test]
+fn a_right_password_is_not_counted_against_all_ips() {
+    let s = server();
+    // Nineteen failures from anywhere, then logins with the right password:
+    // each is counted before the check and taken back after it, so the
+    // shared budget still has its twentieth failure.
+    for host in 2..21 {
+        assert_eq!(
+            login_from(&s, &format!("127.0.0.{host}"), "guess").status,
+            401
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(login_as(&s, PASSWORD).status, 201);
+    }
+    assert_eq!(login_from(&s, "127.0.0.30", "guess").status, 401);
+    assert_eq!(login_from(&s, "127.0.0.31", "guess").status, 429);
 }
 
 #[test]
@@ -991,11 +1076,12 @@ fn certificate_detail_with_ledger_cancel_return_reverse() {
 fn users_tickets_and_the_outbox() {
     let s = server();
     let a = Admin::login(&s);
-    s.user("ann@example.com");
+    let ann = s.user("ann@example.com");
     s.user("bob@example.com");
+    // Signed in, to her own address: the notice quotes her message.
     let r = s.post(
         "/v2/support_tickets",
-        &[],
+        &ann.headers(),
         json!({"name": "Ann", "email": "ann@example.com", "message": "Can I use it at lunch?"}),
     );
     assert_eq!(r.status, 201);

@@ -259,3 +259,286 @@ fn claim_code_misses_are_budgeted_per_caller_and_per_ip() {
     );
     assert_eq!(r.status, 429, "{}", r.text);
 }
+
+/// Runs `n` copies of `f` at once (released together) and returns their
+/// statuses.
+fn in_parallel(n: usize, f: impl Fn(usize) -> u16 + Sync) -> Vec<u16> {
+    let gate = std::sync::Barrier::new(n);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (gate, f) = (&gate, &f);
+                scope.spawn(move || {
+                    gate.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|&&s| s == status).count()
+}
+
+#[test]
+fn parallel_login_guesses_cannot_overrun_the_account_budget() {
+    let s = Server::start();
+    s.user("ann@example.com");
+    // 40 guesses at once from 40 loopback addresses (so only the account's
+    // budget of 10 applies): the budget is taken before the password check,
+    // so exactly 10 are checked (before: all 40 got a 401).
+    let statuses = in_parallel(40, |i| {
+        let body = format!(r#"{{"user":{{"email":"ann@example.com","password":"guess {i}"}}}}"#);
+        status_from(
+            &format!("127.0.0.{}", 2 + i),
+            &s.base,
+            "POST",
+            "/v2/tokens",
+            &body,
+        )
+    });
+    assert_eq!(count(&statuses, 401), 10, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 30, "{statuses:?}");
+    // The right password waits too: the failures stay charged.
+    let r = s.post(
+        "/v2/tokens",
+        &[],
+        json!({"user": {"email": "ann@example.com", "password": "password123"}}),
+    );
+    assert_eq!(r.status, 429, "{}", r.text);
+}
+
+#[test]
+fn successful_logins_do_not_spend_the_budget() {
+    let s = Server::start();
+    s.user("ann@example.com");
+    // Charged before the check, given back on success: 30 good logins in a
+    // row leave the account's budget of 10 untouched.
+    for i in 0..30 {
+        let r = s.post(
+            "/v2/tokens",
+            &[],
+            json!({"user": {"email": "ann@example.com", "password": "password123"}}),
+        );
+        assert_eq!(r.status, 201, "login {i}: {}", r.text);
+    }
+}
+
+#[test]
+fn a_refusal_by_a_small_budget_carries_that_budgets_headers() {
+    let s = Server::start();
+    let login = || {
+        s.post(
+            "/v2/tokens",
+            &[],
+            json!({"user": {"email": "ann@example.com", "password": "wrong"}}),
+        )
+    };
+    for _ in 0..10 {
+        let r = login();
+        assert_eq!(r.status, 401);
+        // Ordinary answers describe the general budget of the IP.
+        assert_eq!(num(&r, "RateLimit-Limit"), 600);
+    }
+    let r = login();
+    assert_eq!(r.status, 429, "{}", r.text);
+    // Before: 600 / 589 / under 60, the IP's general budget.
+    assert_eq!(
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("RateLimit-Limit"))
+            .count(),
+        1
+    );
+    assert_eq!(num(&r, "RateLimit-Limit"), 10);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    let reset = num(&r, "RateLimit-Reset");
+    assert!((800..=900).contains(&reset), "reset {reset}");
+    assert!((num(&r, "Retry-After") - reset).abs() <= 1);
+    // Password reset requests: limit 3 per address, an hour.
+    for _ in 0..3 {
+        assert_eq!(
+            s.post("/v2/passwords", &[], json!({"email": "bob@example.com"}))
+                .status,
+            201
+        );
+    }
+    let r = s.post("/v2/passwords", &[], json!({"email": "bob@example.com"}));
+    assert_eq!(r.status, 429);
+    assert_eq!(num(&r, "RateLimit-Limit"), 3);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    assert!(num(&r, "RateLimit-Reset") > 3000);
+}
+
+#[test]
+fn wrong_credentials_spend_the_ip_budget_and_get_429() {
+    let s = Server::start_with(&["--rate-limit-ip", "20"], &[]);
+    let m = s.merchant("Shop");
+    let wrong = vec![
+        ("X-Merchant-Key".to_string(), m.key.clone()),
+        ("X-Merchant-Secret".to_string(), "guess".to_string()),
+    ];
+    let path = format!("/v2/merchants/{}/locations", m.id);
+    for i in 0..20 {
+        let r = s.get(&path, &wrong);
+        assert_eq!(r.status, 401, "guess {i}: {}", r.text);
+        assert_eq!(num(&r, "RateLimit-Remaining"), 19 - i);
+    }
+    // Before: 401 forever, with RateLimit-Remaining: 0.
+    let r = s.get(&path, &wrong);
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(num(&r, "RateLimit-Limit"), 20);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    assert!(num(&r, "Retry-After") >= 1);
+    // A wrong user token is the same.
+    let ann = vec![
+        ("X-User-Email".to_string(), "ann@example.com".to_string()),
+        ("X-User-Token".to_string(), "guess".to_string()),
+    ];
+    assert_eq!(s.get("/v2/users/self", &ann).status, 429);
+    // The right credentials have the merchant's own budget.
+    assert_eq!(s.get(&path, &m.headers()).status, 200);
+    // Another IP is not affected.
+    let r = common::request_from(
+        "127.0.0.2",
+        &s.base,
+        "GET",
+        &path,
+        &[("X-Merchant-Key", &m.key), ("X-Merchant-Secret", "guess")],
+        "",
+    );
+    assert_eq!(r.status, 401);
+}
+
+fn ticket(email: &str, message: &str) -> serde_json::Value {
+    json!({"support_ticket": {"name": "Visit cheap-pills.example", "email": email, "message": message}})
+}
+
+#[test]
+fn support_tickets_are_budgeted_per_address_and_per_ip() {
+    let s = Server::start();
+    // Three tickets naming one address an hour (before: 100 were accepted,
+    // each mailing the stranger).
+    for i in 0..3 {
+        let r = s.post(
+            "/v2/support_tickets",
+            &[],
+            ticket("victim@example.com", &format!("spam {i}")),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = s.post(
+        "/v2/support_tickets",
+        &[],
+        ticket("Victim@Example.com", "spam"),
+    );
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(num(&r, "RateLimit-Limit"), 3);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 0);
+    assert!(num(&r, "RateLimit-Reset") > 3000);
+    let body = ticket("victim@example.com", "spam").to_string();
+    assert_eq!(
+        common::request_from(
+            "127.0.0.2",
+            &s.base,
+            "POST",
+            "/v2/support_tickets",
+            &[],
+            &body
+        )
+        .status,
+        429,
+        "per address, from any IP"
+    );
+    // Ten tickets from one IP an hour, whatever the addresses.
+    for i in 0..7 {
+        let r = s.post(
+            "/v2/support_tickets",
+            &[],
+            ticket(&format!("x{i}@example.com"), "hi"),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = s.post("/v2/support_tickets", &[], ticket("new@example.com", "hi"));
+    assert_eq!(r.status, 429, "per IP: {}", r.text);
+    assert_eq!(num(&r, "RateLimit-Limit"), 10);
+    let body = ticket("new@example.com", "hi").to_string();
+    assert_eq!(
+        common::request_from(
+            "127.0.0.2",
+            &s.base,
+            "POST",
+            "/v2/support_tickets",
+            &[],
+            &body
+        )
+        .status,
+        201
+    );
+    let queued: i64 = s
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'support_ticket' AND to_addr = 'victim@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(queued, 3);
+}
+
+#[test]
+fn ticket_mail_quotes_the_text_only_to_the_senders_own_account() {
+    let s = Server::start();
+    let ann = s.user("ann@example.com");
+    let mail_to = |addr: &str| -> Vec<String> {
+        s.sql()
+            .prepare("SELECT body_text FROM outbox WHERE kind = 'support_ticket' AND lower(to_addr) = ?1")
+            .unwrap()
+            .query_map([addr], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Anonymous: the acknowledgement quotes neither the message nor the
+    // name (before: both, to any address).
+    let r = s.post(
+        "/v2/support_tickets",
+        &[],
+        ticket("stranger@example.com", "BUY NOW at spam.example"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mails = mail_to("stranger@example.com");
+    assert_eq!(mails.len(), 1);
+    assert!(!mails[0].contains("BUY NOW"), "{}", mails[0]);
+    assert!(!mails[0].contains("cheap-pills"), "{}", mails[0]);
+    assert!(mails[0].starts_with("Hello,\n"), "{}", mails[0]);
+    // The ticket itself keeps the text for the shop.
+    assert_eq!(
+        r.first("support_tickets")["message"],
+        "BUY NOW at spam.example"
+    );
+    // Signed in, naming someone else: not quoted either.
+    let r = s.post(
+        "/v2/support_tickets",
+        &ann.headers(),
+        ticket("bob@example.com", "BUY NOW"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(!mail_to("bob@example.com")[0].contains("BUY NOW"));
+    // Signed in, naming the account's own address (any case): quoted.
+    let r = s.post(
+        "/v2/support_tickets",
+        &ann.headers(),
+        ticket("ANN@example.com", "My code\ndoes not work"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mails = mail_to("ann@example.com");
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("> My code\n> does not work"),
+        "{}",
+        mails[0]
+    );
+}

@@ -1,5 +1,6 @@
 //! The operator account and its sessions: the password (Argon2id), login
-//! throttled per client IP, the session cookie, and logout.
+//! throttled per client IP and across all of them, the session cookie, and
+//! logout.
 //!
 //! A session is a random token in an HttpOnly, SameSite=Strict cookie
 //! limited to `/admin`; the database keeps only its SHA-256 digest, so a
@@ -19,6 +20,12 @@ pub const COOKIE: &str = "instagift_admin";
 pub const SESSION_TTL_SECS: i64 = 12 * 3600;
 /// Failed logins in a row allowed before the client IP must wait.
 const FREE_FAILURES: i64 = 5;
+/// Failed logins in a row from all IPs together before every IP must wait
+/// (the same doubling waits), so many source addresses do not multiply the
+/// guesses. Kept in the row of `ALL_IPS`.
+const FREE_FAILURES_ALL_IPS: i64 = 20;
+/// The `admin_login_failures.ip` of the budget shared by all IPs.
+const ALL_IPS: &str = "*";
 /// The first wait; each further failure doubles it, up to `MAX_BLOCK_SECS`.
 const FIRST_BLOCK_SECS: i64 = 30;
 const MAX_BLOCK_SECS: i64 = 3600;
@@ -148,18 +155,15 @@ pub fn show(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
 }
 
 /// `POST /admin/api/session` `{"password"}`: 201 with the session cookie;
-/// 401 for a wrong password; 429 with `Retry-After` while the client IP is
-/// blocked after too many failures.
+/// 401 for a wrong password; 429 with `Retry-After` while the client IP (or
+/// every IP, after many failures from anywhere) is blocked.
+///
+/// The attempt is counted as a failure before the Argon2 check, in one
+/// writer job that also checks the blocks, and forgiven when the password
+/// is right: parallel guesses cannot all pass a check made before any of
+/// them was counted.
 pub fn login(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     let ip = ctx.req.remote_ip.clone();
-    if let Some(wait) = blocked_for(ctx.db, &ip, time::now())? {
-        return Err(ApiError::new(
-            429,
-            "Too Many Requests",
-            format!("Too many failed logins: try again in {wait} seconds"),
-        )
-        .with_header("Retry-After", wait.to_string()));
-    }
     let body = ctx.body()?;
     let mut f = Fields::new(&body, "session", true, "Unable to log in")?;
     let given = match f.raw("password") {
@@ -174,6 +178,19 @@ pub fn login(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
         }
     };
     f.finish()?;
+    let now = time::now();
+    let who = ip.clone();
+    if let Some((wait, limit)) = ctx.app.writer.run(move |db| reserve(db, &who, now))? {
+        return Err(ApiError::new(
+            429,
+            "Too Many Requests",
+            format!("Too many failed logins: try again in {wait} seconds"),
+        )
+        .with_header("Retry-After", wait.to_string())
+        .with_header("RateLimit-Limit", limit.to_string())
+        .with_header("RateLimit-Remaining", "0".to_string())
+        .with_header("RateLimit-Reset", wait.to_string()));
+    }
     let stored: Option<String> = ctx
         .db
         .prepare_cached("SELECT password_hash FROM operator WHERE id = 1")?
@@ -186,16 +203,15 @@ pub fn login(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
             false
         }
     };
-    let now = time::now();
     if !ok {
-        ctx.app.writer.run(move |db| record_failure(db, &ip, now))?;
         return Err(ApiError::new(401, "Permission denied", "Wrong password"));
     }
     let token = ids::new_secret();
     let digest = ids::digest(token.as_bytes());
+    let now = time::now();
     let expires_at = now + SESSION_TTL_SECS;
     ctx.app.writer.run(move |db| {
-        db.execute("DELETE FROM admin_login_failures WHERE ip = ?1", [&ip])?;
+        forgive(db, &ip)?;
         db.execute("DELETE FROM admin_sessions WHERE expires_at <= ?1", [now])?;
         db.execute(
             "INSERT INTO admin_sessions (digest, created_at, expires_at) VALUES (?1, ?2, ?3)",
@@ -220,22 +236,50 @@ pub fn logout(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     Ok(Response::no_content().with_header("Set-Cookie", set_cookie(ctx, "", 0)))
 }
 
-/// Seconds the client IP must still wait before trying again, if blocked.
-fn blocked_for(db: &Connection, ip: &str, now: i64) -> Result<Option<i64>, ApiError> {
+/// Seconds `key` (a client IP or `ALL_IPS`) must still wait, if blocked.
+fn blocked_for(db: &Connection, key: &str, now: i64) -> Result<Option<i64>, ApiError> {
     let until: Option<i64> = db
         .prepare_cached("SELECT blocked_until FROM admin_login_failures WHERE ip = ?1")?
-        .query_row([ip], |r| r.get(0))
+        .query_row([key], |r| r.get(0))
         .optional()?;
     Ok(until.filter(|&u| u > now).map(|u| u - now))
 }
 
-/// Counts a failed login; from the `FREE_FAILURES`th in a row on, the IP is
+/// In the writer, before the password check: (seconds to wait, the
+/// budget's free failures) when the IP or every IP is blocked; otherwise
+/// counts the attempt as a failure of both (`forgive` takes it back).
+fn reserve(db: &Connection, ip: &str, now: i64) -> Result<Option<(i64, i64)>, ApiError> {
+    for (key, free) in [(ip, FREE_FAILURES), (ALL_IPS, FREE_FAILURES_ALL_IPS)] {
+        if let Some(wait) = blocked_for(db, key, now)? {
+            return Ok(Some((wait, free)));
+        }
+    }
+    record_failure(db, ip, FREE_FAILURES, now)?;
+    record_failure(db, ALL_IPS, FREE_FAILURES_ALL_IPS, now)?;
+    Ok(None)
+}
+
+/// After a right password: this IP's failures are forgotten, and the
+/// attempt `reserve` counted is taken back from the budget of all IPs (its
+/// earlier failures stay, or a login would reset every attacker's count).
+fn forgive(db: &Connection, ip: &str) -> Result<(), ApiError> {
+    db.execute("DELETE FROM admin_login_failures WHERE ip = ?1", [ip])?;
+    db.execute(
+        "UPDATE admin_login_failures SET failures = failures - 1,
+             blocked_until = CASE WHEN failures - 1 < ?2 THEN 0 ELSE blocked_until END
+         WHERE ip = ?1 AND failures > 0",
+        (ALL_IPS, FREE_FAILURES_ALL_IPS),
+    )?;
+    Ok(())
+}
+
+/// Counts a failed login of `key`; from the `free`th in a row on, `key` is
 /// blocked for a doubling time.
-fn record_failure(db: &Connection, ip: &str, now: i64) -> Result<(), ApiError> {
+fn record_failure(db: &Connection, key: &str, free: i64, now: i64) -> Result<(), ApiError> {
     let previous: Option<(i64, i64)> = db
         .query_row(
             "SELECT failures, last_failure_at FROM admin_login_failures WHERE ip = ?1",
-            [ip],
+            [key],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -243,11 +287,11 @@ fn record_failure(db: &Connection, ip: &str, now: i64) -> Result<(), ApiError> {
         Some((n, last)) if now - last < FORGET_SECS => n + 1,
         _ => 1,
     };
-    let blocked_until = block_secs(failures).map_or(0, |s| now + s);
+    let blocked_until = block_secs(failures, free).map_or(0, |s| now + s);
     db.execute(
         "INSERT INTO admin_login_failures (ip, failures, blocked_until, last_failure_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(ip) DO UPDATE SET failures = ?2, blocked_until = ?3, last_failure_at = ?4",
-        (ip, failures, blocked_until, now),
+        (key, failures, blocked_until, now),
     )?;
     db.execute(
         "DELETE FROM admin_login_failures WHERE last_failure_at < ?1",
@@ -256,12 +300,13 @@ fn record_failure(db: &Connection, ip: &str, now: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// How long to block after the `failures`th failed login in a row.
-fn block_secs(failures: i64) -> Option<i64> {
-    if failures < FREE_FAILURES {
+/// How long to block after the `failures`th failed login in a row, with
+/// `free` failures allowed.
+fn block_secs(failures: i64, free: i64) -> Option<i64> {
+    if failures < free {
         return None;
     }
-    let doublings = (failures - FREE_FAILURES).min(16) as u32;
+    let doublings = (failures - free).min(16) as u32;
     Some((FIRST_BLOCK_SECS << doublings).min(MAX_BLOCK_SECS))
 }
 
@@ -271,13 +316,15 @@ mod tests {
 
     #[test]
     fn blocks_grow_and_are_capped() {
-        assert_eq!(block_secs(1), None);
-        assert_eq!(block_secs(4), None);
-        assert_eq!(block_secs(5), Some(30));
-        assert_eq!(block_secs(6), Some(60));
-        assert_eq!(block_secs(7), Some(120));
-        assert_eq!(block_secs(12), Some(3600));
-        assert_eq!(block_secs(i64::MAX), Some(3600));
+        assert_eq!(block_secs(1, 5), None);
+        assert_eq!(block_secs(4, 5), None);
+        assert_eq!(block_secs(5, 5), Some(30));
+        assert_eq!(block_secs(6, 5), Some(60));
+        assert_eq!(block_secs(7, 5), Some(120));
+        assert_eq!(block_secs(12, 5), Some(3600));
+        assert_eq!(block_secs(i64::MAX, 5), Some(3600));
+        assert_eq!(block_secs(19, 20), None);
+        assert_eq!(block_secs(20, 20), Some(30));
     }
 
     #[test]

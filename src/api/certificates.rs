@@ -282,14 +282,15 @@ pub fn code_budget(
 ) -> Result<Response, ApiError> {
     let limiter = &ctx.app.limiter;
     let budgets = limiter.code_misses(&ctx.req.remote_ip, &ctx.principal.scope(&ctx.req.remote_ip));
-    limiter.guard(&budgets, "Too many unknown claim codes; try again later")?;
+    // Charged before the lookup, given back unless it missed.
+    let taken = limiter.take(&budgets, "Too many unknown claim codes; try again later")?;
     let result = lookup();
     let missed = match &result {
         Ok(r) => r.status == 404,
         Err(e) => e.status == 404,
     };
-    if missed {
-        limiter.charge(&budgets);
+    if !missed {
+        limiter.refund(taken);
     }
     result
 }

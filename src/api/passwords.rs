@@ -17,12 +17,10 @@ pub fn request(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     // Reset requests have a small budget per client IP and per address, so
     // the endpoint cannot be used to flood someone's mailbox.
     let limiter = &ctx.app.limiter;
-    let budgets = limiter.resets(&ctx.req.remote_ip, &email);
-    limiter.guard(
-        &budgets,
+    let _charged = limiter.take(
+        &limiter.resets(&ctx.req.remote_ip, &email),
         "Too many password reset requests; try again later",
     )?;
-    limiter.charge(&budgets);
     let token = ids::new_secret();
     let public_url = ctx.app.public_url.clone();
     ctx.write(move |db| {

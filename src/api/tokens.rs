@@ -25,22 +25,22 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
         }
     };
     f.finish()?;
-    // Failed logins have a small budget per client IP and per account.
+    // Failed logins have a small budget per client IP and per account,
+    // taken before the Argon2 work and given back when the password is right.
     let limiter = &ctx.app.limiter;
-    let budgets = limiter.logins(&ctx.req.remote_ip, &email);
-    limiter.guard(&budgets, "Too many failed logins; try again later")?;
+    let taken = limiter.take(
+        &limiter.logins(&ctx.req.remote_ip, &email),
+        "Too many failed logins; try again later",
+    )?;
     let user_id = match users::find_login(ctx.db, &email)? {
         Some((user, hash)) if password::verify(&pass, &hash) => user.id,
-        Some(_) => {
-            limiter.charge(&budgets);
-            return Err(ApiError::unauthorized());
-        }
+        Some(_) => return Err(ApiError::unauthorized()),
         None => {
             password::verify_dummy(&pass);
-            limiter.charge(&budgets);
             return Err(ApiError::unauthorized());
         }
     };
+    limiter.refund(taken);
     let token = ids::new_secret();
     let token_digest = ids::digest(token.as_bytes());
     ctx.write_unrecorded(move |db| {

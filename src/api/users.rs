@@ -138,9 +138,10 @@ pub fn verify(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
         ));
     }
     let limiter = &ctx.app.limiter;
-    let budgets = limiter.resets(&ctx.req.remote_ip, &user.email);
-    limiter.guard(&budgets, "Too many confirmation emails; try again later")?;
-    limiter.charge(&budgets);
+    let _charged = limiter.take(
+        &limiter.resets(&ctx.req.remote_ip, &user.email),
+        "Too many confirmation emails; try again later",
+    )?;
     let confirm = ids::new_secret();
     let public_url = ctx.app.public_url.clone();
     ctx.write(move |db| {

@@ -2,6 +2,7 @@
 //! `PRAGMA user_version`, the single writer thread and per-worker readers.
 
 pub mod cache;
+pub mod housekeeping;
 mod writer;
 
 pub use writer::Writer;
@@ -36,6 +37,10 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL
      );
      CREATE INDEX email_verifications_user ON email_verifications(user_id);",
+    // 4: when each user token was last used (idle expiry; NULL: not used
+    // since created), and an index for purging expired idempotency records.
+    "ALTER TABLE user_tokens ADD COLUMN last_used_at INTEGER;
+     CREATE INDEX idempotency_created ON idempotency(created_at);",
 ];
 
 fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
@@ -50,6 +55,11 @@ fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
 pub fn open_writer(path: &Path) -> Result<Connection, String> {
     let conn =
         Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SQLite opens a file it may not write read-only, silently: the server
+    // would start and answer every change with a 500.
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        return Err(unwritable(path, "the file is read-only"));
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| format!("cannot enable WAL on {}: {e}", path.display()))?;
     pragmas(&conn).map_err(|e| e.to_string())?;
@@ -57,7 +67,28 @@ pub fn open_writer(path: &Path) -> Result<Connection, String> {
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(|e| e.to_string())?;
     migrate(&conn)?;
+    probe_write(&conn).map_err(|e| unwritable(path, &e.to_string()))?;
     Ok(conn)
+}
+
+fn unwritable(path: &Path, why: &str) -> String {
+    format!(
+        "cannot write to the database {} ({why}): the server must be able to write the file, \
+         its -wal and -shm files and their directory",
+        path.display()
+    )
+}
+
+/// One real committed write (the schema version, unchanged), which fails
+/// when the file, its WAL or their directory cannot be written.
+fn probe_write(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
+    ))
+    .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
 }
 
 /// Opens a second read-write connection that only runs checkpoints, so
@@ -175,5 +206,42 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated() {
+        let conn = Connection::open_in_memory().unwrap();
+        // A file as version 1 shipped it, with a user and a token.
+        conn.execute_batch(&format!(
+            "{SCHEMA}
+             INSERT INTO users (id, email, email_norm, password_hash, first_name, last_name, created_at, updated_at)
+                 VALUES ('u', 'a@b.c', 'a@b.c', 'h', 'A', 'B', 1, 1);
+             INSERT INTO user_tokens (digest, user_id, created_at) VALUES ('d', 'u', 5);
+             PRAGMA user_version = 1;"
+        ))
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert_eq!(schema_version(&conn), SCHEMA_VERSION);
+        let (created, used): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT created_at, last_used_at FROM user_tokens",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((created, used), (5, None));
+        let verified: Option<i64> = conn
+            .query_row("SELECT email_verified_at FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(verified, None);
+        let indexed: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'idempotency_created')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(indexed);
+        migrate(&conn).unwrap();
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
@@ -121,6 +121,62 @@ impl Writer {
             .unwrap_or_else(|_| Err(ApiError::internal("writer thread stopped")))
     }
 
+    /// Runs `f` in a coming write transaction without waiting for it, and
+    /// only if the queue has room: for bookkeeping that may be skipped
+    /// (recording when a token was last used). Errors are logged.
+    pub fn submit<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn)));
+            let ok = matches!(result, Ok(Ok(())));
+            if let Ok(Err(e)) = result {
+                crate::log::warn(&format!("writer: background job failed: {e}"));
+            }
+            let deliver: Deliver = Box::new(|_| {});
+            (ok, deliver)
+        });
+        let sender = self.sender.lock().ok().and_then(|s| s.clone());
+        if let Some(s) = sender {
+            let _ = s.try_send(job);
+        }
+    }
+
+    /// A round trip through the writer: a job with no work, answered once
+    /// its transaction (`BEGIN IMMEDIATE … COMMIT`, which writes nothing)
+    /// is committed. Err when the writer cannot take the write lock or
+    /// commit, has stopped, or does not answer within `timeout`.
+    pub fn ping(&self, timeout: Duration) -> Result<(), String> {
+        let (reply, answer) = mpsc::sync_channel::<Result<(), String>>(1);
+        let job: Job = Box::new(move |_: &Connection| {
+            let deliver: Deliver = Box::new(move |commit: Result<(), String>| {
+                let _ = reply.send(commit);
+            });
+            (true, deliver)
+        });
+        let sender = self
+            .sender
+            .lock()
+            .map_err(|_| "writer lock poisoned".to_string())?
+            .clone()
+            .ok_or("the writer has stopped")?;
+        sender.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => "the writer's queue is full".to_string(),
+            mpsc::TrySendError::Disconnected(_) => "the writer has stopped".to_string(),
+        })?;
+        match answer.recv_timeout(timeout) {
+            Ok(commit) => commit.map_err(|e| format!("the writer cannot commit: {e}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "the writer did not answer within {} ms",
+                timeout.as_millis()
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err("the writer cannot begin a transaction".to_string())
+            }
+        }
+    }
+
     /// Stops taking jobs, lets the writer finish what it holds, checkpoints
     /// the WAL and closes the connection.
     pub fn shutdown(&self) {
@@ -164,7 +220,18 @@ fn checkpoint(conn: &Connection, stop: &Receiver<()>, stats: &Stats) {
 }
 
 fn run(conn: Connection, jobs: Receiver<Job>, stats: &Stats) -> Connection {
-    while let Ok(first) = jobs.recv() {
+    super::housekeeping::purge(&conn);
+    let mut purged = Instant::now();
+    loop {
+        let first = match jobs.recv_timeout(super::housekeeping::PURGE_EVERY) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                super::housekeeping::purge(&conn);
+                purged = Instant::now();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -177,6 +244,10 @@ fn run(conn: Connection, jobs: Receiver<Job>, stats: &Stats) -> Connection {
         stats.jobs.fetch_add(n, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.largest_batch.fetch_max(n, Ordering::Relaxed);
+        if purged.elapsed() >= super::housekeeping::PURGE_EVERY {
+            super::housekeeping::purge(&conn);
+            purged = Instant::now();
+        }
     }
     conn
 }

@@ -31,18 +31,31 @@ pub fn from_row(r: &Row) -> rusqlite::Result<Ticket> {
     })
 }
 
-/// Opens a ticket and queues a notice to the sender.
-pub fn open(db: &Connection, name: &str, email: &str, message: &str) -> rusqlite::Result<Ticket> {
+/// Opens a ticket and queues a notice to the sender. The notice quotes the
+/// name and message only when `quote` (the address is the sender's own).
+pub fn open(
+    db: &Connection,
+    name: &str,
+    email: &str,
+    message: &str,
+    quote: bool,
+) -> rusqlite::Result<Ticket> {
     let id = ids::new_id();
     let now = time::now();
     db.execute(
         "INSERT INTO support_tickets (id, name, email, message, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         (&id, name, email, message, now),
     )?;
-    let text = format!(
-        "Hello {name},\n\nwe received your message and will answer soon.\n\n> {}\n",
-        message.replace('\n', "\n> ")
-    );
+    let text = if quote {
+        format!(
+            "Hello {name},\n\nwe received your message and will answer soon.\n\n> {}\n",
+            message.replace('\n', "\n> ")
+        )
+    } else {
+        "Hello,\n\nwe received a support request naming this address and will answer \
+         soon. If you did not write to us, you can ignore this message.\n"
+            .to_string()
+    };
     outbox::enqueue(
         db,
         &outbox::Mail {

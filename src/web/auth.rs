@@ -1,7 +1,8 @@
 //! Who is calling: headers → `Principal`.
 
-use crate::db::cache;
+use crate::db::{cache, housekeeping, Writer};
 use crate::domain::ids::digest;
+use crate::domain::time;
 use crate::error::ApiError;
 use crate::web::Request;
 use rusqlite::{Connection, OptionalExtension};
@@ -37,9 +38,15 @@ fn non_empty<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Resolves the caller from the §2 headers. Partial or wrong credentials
-/// are 401; user and merchant credentials together are 400.
-pub fn authenticate(db: &Connection, req: &Request) -> Result<Principal, ApiError> {
+/// Resolves the caller from the §2 headers. Partial, wrong or expired
+/// credentials are 401; user and merchant credentials together are 400.
+/// A user token's use is recorded through `writer` (at most hourly), for
+/// its idle expiry.
+pub fn authenticate(
+    db: &Connection,
+    writer: &Writer,
+    req: &Request,
+) -> Result<Principal, ApiError> {
     let email = non_empty(req, "x-user-email");
     let token = non_empty(req, "x-user-token");
     let key = non_empty(req, "x-merchant-key");
@@ -61,19 +68,34 @@ pub fn authenticate(db: &Connection, req: &Request) -> Result<Principal, ApiErro
             digest(token.as_bytes()),
             crate::domain::users::email_key(email),
         );
-        let id = lookup(db, &format!("auth:user:{token_digest}:{email}"), |db| {
-            db.prepare_cached(
-                "SELECT u.id FROM user_tokens t JOIN users u ON u.id = t.user_id
-                 WHERE t.digest = ?1 AND u.email_norm = ?2",
-            )?
-            .query_row((&token_digest, &email), |r| r.get(0))
-            .optional()
+        let found = cache::cached(db, &format!("auth:user:{token_digest}:{email}"), || {
+            Ok(db
+                .prepare_cached(
+                    "SELECT u.id, COALESCE(t.last_used_at, t.created_at)
+                     FROM user_tokens t JOIN users u ON u.id = t.user_id
+                     WHERE t.digest = ?1 AND u.email_norm = ?2",
+                )?
+                .query_row((&token_digest, &email), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?)
         })?;
-        return match id {
-            Some(id) => Ok(Principal::User {
-                id,
-                token: token.to_string(),
-            }),
+        let now = time::now();
+        return match found.as_ref() {
+            // A token idle for longer than the expiry is as good as unknown
+            // (the writer's housekeeping deletes it).
+            Some((_, last_use)) if housekeeping::token_expired(*last_use, now) => {
+                Err(ApiError::unauthorized())
+            }
+            Some((id, last_use)) => {
+                if now - last_use > housekeeping::TOUCH_EVERY_SECS {
+                    writer.submit(move |db| housekeeping::touch_token(db, &token_digest, now));
+                }
+                Ok(Principal::User {
+                    id: id.clone(),
+                    token: token.to_string(),
+                })
+            }
             None => Err(ApiError::unauthorized()),
         };
     }

@@ -10,7 +10,8 @@ use crate::web::{Principal, Request, Response};
 use rusqlite::{Connection, OptionalExtension};
 
 const MAX_KEY_LEN: usize = 255;
-const TTL_SECS: i64 = 24 * 3600;
+/// How long an answer is replayed; older records are purged (`db::housekeeping`).
+pub const TTL_SECS: i64 = 24 * 3600;
 
 /// A validated key, scoped to its caller, with the request's fingerprint.
 #[derive(Debug, Clone)]

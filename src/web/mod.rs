@@ -120,8 +120,15 @@ pub fn handle(app: &App, db: &Connection, req: &Request) -> Response {
             app.limiter.budgets.ip,
         )
     });
-    for (k, v) in standing.headers() {
-        response.headers.push((k.to_string(), v));
+    // A refusal by a small budget already describes that budget.
+    let described = response
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("RateLimit-Limit"));
+    if !described {
+        for (k, v) in standing.headers() {
+            response.headers.push((k.to_string(), v));
+        }
     }
     if req.method == "HEAD" {
         response.body.clear();
@@ -170,7 +177,24 @@ fn dispatch(
         )
         .with_header("Allow", allow.join(", ")));
     };
-    let principal = auth::authenticate(db, req)?;
+    let principal = match auth::authenticate(db, &app.writer, req) {
+        Ok(p) => p,
+        // Wrong credentials are charged to the client IP's budget, and
+        // refused once it is spent, so guessing keys runs into a 429 too.
+        Err(e) => {
+            let charged = app.limiter.hit(
+                &Principal::Public.scope(&req.remote_ip),
+                app.limiter.budgets.ip,
+            );
+            *standing = Some(charged);
+            if charged.exceeded {
+                return Err(charged.refusal(
+                    "Too many requests; slow down and retry after the time in Retry-After",
+                ));
+            }
+            return Err(e);
+        }
+    };
     let budget = match principal {
         Principal::Public => app.limiter.budgets.ip,
         Principal::User { .. } => app.limiter.budgets.user,

@@ -3,9 +3,10 @@
 //! Every request is charged to its caller's general budget (merchant, user,
 //! or client IP for public calls) and every answer carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset`. Failed logins, password
-//! reset requests and claim-code lookups that miss have small budgets of
-//! their own, per client IP and per target (the account or the caller), so
-//! guessing a password or a claim code is impractical.
+//! reset requests, support tickets and claim-code lookups that miss have
+//! small budgets of their own, per client IP and per target (the account,
+//! the address or the caller), so guessing a password or a claim code is
+//! impractical and nobody's mailbox can be flooded through the shop.
 
 use crate::domain::time;
 use crate::error::ApiError;
@@ -25,6 +26,8 @@ pub struct Budgets {
     pub reset_per_account: (u32, i64),
     pub code_miss_per_ip: (u32, i64),
     pub code_miss_per_caller: (u32, i64),
+    pub ticket_per_ip: (u32, i64),
+    pub ticket_per_address: (u32, i64),
 }
 
 impl Budgets {
@@ -43,9 +46,18 @@ impl Budgets {
             // leave a guess at odds of about one in 10^16.
             code_miss_per_ip: (200, 600),
             code_miss_per_caller: (100, 600),
+            // Each support ticket mails its address: enough for a customer
+            // with a problem, too few to flood a stranger's mailbox.
+            ticket_per_ip: (10, 3600),
+            ticket_per_address: (3, 3600),
         }
     }
 }
+
+/// What `take` charged: (key, start of its window) pairs.
+#[derive(Debug)]
+#[must_use = "a charge is kept unless refunded"]
+pub struct Taken(Vec<(String, i64)>);
 
 /// Where a key stands in its window.
 #[derive(Debug, Clone, Copy)]
@@ -67,10 +79,16 @@ impl Standing {
         ]
     }
 
-    /// The 429 answer for this standing.
+    /// The 429 answer for this standing, with its `RateLimit-*` headers
+    /// (`web::handle` adds the general budget's only to answers without
+    /// them, so a refusal describes the budget that refused).
     pub fn refusal(&self, details: &str) -> ApiError {
+        let [limit, remaining, reset] = self.headers();
         ApiError::new(429, "Too Many Requests", details)
             .with_header("Retry-After", self.reset.max(1).to_string())
+            .with_header(limit.0, limit.1)
+            .with_header(remaining.0, remaining.1)
+            .with_header(reset.0, reset.1)
     }
 }
 
@@ -148,21 +166,79 @@ impl Limiter {
         self.touch(key, budget, false)
     }
 
-    /// 429 when any of the (key, budget) pairs is spent.
-    pub fn guard(&self, checks: &[(String, (u32, i64))], details: &str) -> Result<(), ApiError> {
-        for (key, budget) in checks {
-            let s = self.peek(key, *budget);
-            if s.exceeded {
-                return Err(s.refusal(details));
+    /// Checks and charges in one step, under the limiter's lock: 429 (with
+    /// the headers of the budget that refused) when any of the (key, budget)
+    /// pairs is spent, otherwise one event charged to every pair. Guessing
+    /// budgets are taken before the work (an Argon2 check, a lookup), so
+    /// concurrent attempts cannot all pass a check made before any of them
+    /// is counted; `refund` gives the charge back when the attempt was not
+    /// a failure.
+    pub fn take(&self, checks: &[(String, (u32, i64))], details: &str) -> Result<Taken, ApiError> {
+        let mut taken = Taken(Vec::new());
+        if !self.budgets.enabled {
+            return Ok(taken);
+        }
+        let now = time::now();
+        let Ok(mut windows) = self.windows.lock() else {
+            return Ok(taken);
+        };
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, w| w.start + w.len > now);
+        }
+        let live = |windows: &mut HashMap<String, Window>, key: &str, len: i64| {
+            let w = windows.entry(key.to_string()).or_insert(Window {
+                start: now,
+                count: 0,
+                len,
+            });
+            if now >= w.start + w.len {
+                *w = Window {
+                    start: now,
+                    count: 0,
+                    len,
+                };
+            }
+            (w.start, w.count)
+        };
+        for (key, (limit, len)) in checks {
+            if *limit == 0 {
+                continue;
+            }
+            let (start, count) = live(&mut windows, key, *len);
+            if count >= *limit {
+                let spent = Standing {
+                    limit: *limit,
+                    remaining: 0,
+                    reset: (start + len - now).max(0),
+                    exceeded: true,
+                };
+                return Err(spent.refusal(details));
             }
         }
-        Ok(())
+        for (key, (limit, _)) in checks {
+            if *limit == 0 {
+                continue;
+            }
+            if let Some(w) = windows.get_mut(key) {
+                w.count = w.count.saturating_add(1);
+                taken.0.push((key.clone(), w.start));
+            }
+        }
+        Ok(taken)
     }
 
-    /// Charges one event (a failure, a request) to every (key, budget) pair.
-    pub fn charge(&self, checks: &[(String, (u32, i64))]) {
-        for (key, budget) in checks {
-            self.hit(key, *budget);
+    /// Gives back a charge made by `take` (in windows that have not reset
+    /// since).
+    pub fn refund(&self, taken: Taken) {
+        let Ok(mut windows) = self.windows.lock() else {
+            return;
+        };
+        for (key, start) in taken.0 {
+            if let Some(w) = windows.get_mut(&key) {
+                if w.start == start {
+                    w.count = w.count.saturating_sub(1);
+                }
+            }
         }
     }
 
@@ -184,6 +260,17 @@ impl Limiter {
             (
                 format!("reset-account:{}", email.to_lowercase()),
                 self.budgets.reset_per_account,
+            ),
+        ]
+    }
+
+    /// The support-ticket budgets of a client IP and a named address.
+    pub fn tickets(&self, ip: &str, email: &str) -> Vec<(String, (u32, i64))> {
+        vec![
+            (format!("ticket-ip:{ip}"), self.budgets.ticket_per_ip),
+            (
+                format!("ticket-address:{}", email.to_lowercase()),
+                self.budgets.ticket_per_address,
             ),
         ]
     }
@@ -231,5 +318,29 @@ mod tests {
         for _ in 0..10 {
             assert!(!l.hit("k", (0, 60)).exceeded);
         }
+    }
+
+    #[test]
+    fn take_checks_and_charges_every_budget_and_refunds() {
+        let l = Limiter::new(Budgets::defaults(1, 1, 1));
+        let both = |a: &str| vec![(a.to_string(), (2, 60)), ("shared".to_string(), (3, 60))];
+        let t1 = l.take(&both("a"), "x").unwrap();
+        let _t2 = l.take(&both("a"), "x").unwrap();
+        // "a" is spent: refused, and "shared" is not charged for it.
+        let e = l.take(&both("a"), "x").unwrap_err();
+        assert_eq!(e.status, 429);
+        assert!(e.headers.contains(&("RateLimit-Limit", "2".to_string())));
+        assert!(e
+            .headers
+            .contains(&("RateLimit-Remaining", "0".to_string())));
+        assert_eq!(l.peek("shared", (3, 60)).remaining, 1);
+        l.refund(t1);
+        assert_eq!(l.peek("a", (2, 60)).remaining, 1);
+        assert_eq!(l.peek("shared", (3, 60)).remaining, 2);
+        let _t3 = l.take(&both("b"), "x").unwrap();
+        let _t4 = l.take(&both("b"), "x").unwrap();
+        // "shared" is spent now, whatever the other key.
+        let e = l.take(&both("c"), "x").unwrap_err();
+        assert!(e.headers.contains(&("RateLimit-Limit", "3".to_string())));
     }
 }
