@@ -232,6 +232,11 @@ pub fn issue(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
 }
 
 fn void(ctx: &Ctx, id: &str, kind: Kind) -> Result<Response, ApiError> {
+    let (root, title) = match kind {
+        Kind::Cancel => ("cancellation", "Unable to cancel certificate"),
+        _ => ("return", "Unable to return certificate"),
+    };
+    crate::api::input::no_fields(&ctx.body()?, root, title)?;
     let id = id.to_string();
     let url = ctx.app.public_url.clone();
     ctx.app.writer.run(move |db| {
@@ -298,6 +303,7 @@ pub fn redemptions(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
 /// `POST /admin/api/redemptions/{id}/reversals`: undo a redemption made
 /// today; the value comes back as a new certificate (`linked.certificates`).
 pub fn reverse(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
+    crate::api::input::no_fields(&ctx.body()?, "reversal", "Unable to reverse redemption")?;
     let id = params[0].to_string();
     let url = ctx.app.public_url.clone();
     ctx.app.writer.run(move |db| {
