@@ -114,7 +114,7 @@ async function main() {
     await page.waitForSelector('#issue-form');
     await page.click('#issue-form button[type="submit"]');
     const code = (await page.locator('#issue-result a.mono').first().textContent()).trim();
-    assert.match(code, /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{8}$/, 'claim code shown after issue');
+    assert.match(code, /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/, 'claim code shown after issue');
 
     // Point of sale: look it up (typed in lower case without dashes), redeem $40.
     await page.setViewportSize({ width: 390, height: 844 });
