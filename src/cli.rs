@@ -3,6 +3,7 @@
 
 use crate::config::{KeyCommand, MerchantCommand};
 use crate::db;
+use crate::domain::refusal::Refusal;
 use crate::domain::{catalog, ledger, money, time};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -31,12 +32,9 @@ pub fn merchant(db_path: &Path, cmd: &MerchantCommand) -> Result<(), String> {
             println!("{id}");
         }
         MerchantCommand::Key(KeyCommand::Create { merchant_id }) => {
-            let (key, secret) = catalog::create_key(&conn, merchant_id).map_err(|e| {
-                if e.status == 404 {
-                    format!("no merchant {merchant_id}")
-                } else {
-                    "database error".into()
-                }
+            let (key, secret) = catalog::create_key(&conn, merchant_id).map_err(|e| match e {
+                Refusal::NotFound => format!("no merchant {merchant_id}"),
+                _ => "database error".into(),
             })?;
             println!("key:    {key}\nsecret: {secret}");
             eprintln!(

@@ -2,6 +2,7 @@
 //! entries. Domain code uses it too, because the contract's refusals
 //! ("This item has previously been redeemed") are part of the money rules.
 
+use crate::domain::refusal::Refusal;
 use serde_json::{json, Value};
 
 /// One entry of the contract's `errors[]` array.
@@ -112,6 +113,35 @@ impl ApiError {
             })
             .collect();
         json!({ "errors": errors })
+    }
+}
+
+/// The domain's refusals in HTTP terms: not found 404, credentials 401, a
+/// wrong field 400 with its pointer at the top level of the body (see
+/// `refused_under` for a field inside an envelope), a refusal of state 400,
+/// our failures 500.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        refused_at(r, "")
+    }
+}
+
+/// Maps a refusal whose field sits under `{"<root>": {…}}` in the request.
+pub fn refused_under(root: &'static str) -> impl Fn(Refusal) -> ApiError {
+    move |r| refused_at(r, &format!("/{root}"))
+}
+
+fn refused_at(r: Refusal, base: &str) -> ApiError {
+    match r {
+        Refusal::NotFound => ApiError::not_found(),
+        Refusal::Unauthorized => ApiError::unauthorized(),
+        Refusal::Field {
+            title,
+            field,
+            details,
+        } => ApiError::invalid(title, &format!("{base}/{field}"), details),
+        Refusal::Refused { title, details } => ApiError::bad_request(title, details),
+        Refusal::Internal(why) => ApiError::internal(why),
     }
 }
 

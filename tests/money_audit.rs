@@ -578,3 +578,35 @@ fn two_spellings_never_name_one_account() {
     // Not Kate's account: the same 401 as any unknown address.
     assert_eq!(r.status, 401, "{}", r.text);
 }
+
+/// A refusal names the field as the request spelled it: the split endpoint
+/// takes `face_value_cents` as well as `new_face_value_cents`, flat or
+/// under `certificate`, and used to report `/new_face_value_cents` always.
+#[test]
+fn a_split_refusal_names_the_field_that_was_sent() {
+    let s = Server::start();
+    let shop = shop(&s, "Split", true);
+    let ann = s.user("ann@example.com");
+    let c = issue_to(&s, &shop, &ann);
+    let at = format!("/v2/certificates/{}/certificates", id(&c));
+    for (body, pointer) in [
+        (json!({"face_value_cents": 10000}), "/face_value_cents"),
+        (
+            json!({"certificate": {"face_value_cents": 20000}}),
+            "/certificate/face_value_cents",
+        ),
+        (
+            json!({"certificate": {"new_face_value_cents": 10000}}),
+            "/certificate/new_face_value_cents",
+        ),
+        (
+            json!({"new_face_value_cents": 10000}),
+            "/new_face_value_cents",
+        ),
+    ] {
+        let r = s.post(&at, &ann.headers(), body.clone());
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.pointers(), vec![pointer], "{body}");
+    }
+    assert_eq!(figures(&s, &id(&c), &ann.headers()), (10000, 5000));
+}

@@ -10,8 +10,8 @@ use instagift::db;
 use instagift::domain::certificates::{self, Actor, IssueRequest};
 use instagift::domain::ledger::{self, Kind};
 use instagift::domain::redemptions::{self, RedeemRequest, Target};
+use instagift::domain::refusal::Refusal;
 use instagift::domain::{catalog, ids, users};
-use instagift::error::ApiError;
 use proptest::prelude::*;
 use rusqlite::Connection;
 
@@ -154,7 +154,7 @@ fn apply(w: &World, op: &Op) -> Result<(), String> {
             .unwrap()
     };
     let tx = w.conn.unchecked_transaction().unwrap();
-    let result: Result<(), ApiError> = match op {
+    let result: Result<(), Refusal> = match op {
         Op::Issue { price_pct } => certificates::issue(
             &tx,
             &w.merchant,
@@ -231,11 +231,11 @@ fn apply(w: &World, op: &Op) -> Result<(), String> {
             tx.commit().unwrap();
             Ok(())
         }
-        Err(e) if e.status < 500 => {
+        Err(Refusal::Internal(why)) => Err(format!("{op:?} failed: {why}")),
+        Err(_) => {
             tx.rollback().unwrap();
             Ok(())
         }
-        Err(e) => Err(format!("{op:?} failed with {}: {:?}", e.status, e.problems)),
     }
 }
 

@@ -258,7 +258,8 @@ pub fn create_product(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> 
         "",
     )?;
     ctx.app.writer.run(move |db| {
-        let saved = catalog::save_product(db, &product, location_ids.as_deref())?;
+        let saved = catalog::save_product(db, &product, location_ids.as_deref())
+            .map_err(crate::error::refused_under("product"))?;
         Ok(products::document(vec![render_product(db, &saved)?]).respond(201))
     })
 }

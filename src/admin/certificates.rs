@@ -14,6 +14,7 @@ use crate::domain::certificates::{
 };
 use crate::domain::ledger::Kind;
 use crate::domain::redemptions::{self, RedeemRequest, Target};
+use crate::domain::refusal::Refusal;
 use crate::domain::{claim_code, gifts, time, users};
 use crate::error::ApiError;
 use crate::web::{Ctx, Page, Response};
@@ -72,8 +73,8 @@ pub fn index(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
             let found = certificates::find_by_code(ctx.db, &code, Actor::Operator);
             match found {
                 Ok(c) => (vec![c], 1),
-                Err(e) if e.status == 404 => (vec![], 0),
-                Err(e) => return Err(e),
+                Err(Refusal::NotFound) => (vec![], 0),
+                Err(e) => return Err(e.into()),
             }
         }
         Some((email, None)) => match users::find_login(ctx.db, email)? {

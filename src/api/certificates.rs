@@ -9,8 +9,9 @@ use crate::domain::certificates::{
     self, Actor, Certificate, Filter, IssueRequest, MAX_QUANTITY, STATUSES,
 };
 use crate::domain::ledger::Kind;
+use crate::domain::refusal::Refusal;
 use crate::domain::{claim_code, ids, time};
-use crate::error::ApiError;
+use crate::error::{refused_under, ApiError};
 use crate::web::response::Merged;
 use crate::web::{Ctx, Document, Page, Principal, Response};
 use rusqlite::Connection;
@@ -364,7 +365,8 @@ pub fn issued(
     req: &IssueRequest,
     public_url: &str,
 ) -> Result<Response, ApiError> {
-    let issued = certificates::issue(db, merchant_id, req, public_url)?;
+    let issued = certificates::issue(db, merchant_id, req, public_url)
+        .map_err(refused_under("certificate"))?;
     Ok(document(issued.iter().map(|c| render(c, public_url)).collect()).respond(201))
 }
 
@@ -380,11 +382,19 @@ pub fn split(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
         "face_value_cents"
     };
     let amount = f.required_positive_cents(name);
+    // A refusal of the amount names the field as the request spelled it.
+    let pointer = f.pointer(name);
     f.finish()?;
     let id = params[0].to_string();
     let url = ctx.app.public_url.clone();
     ctx.write(move |db| {
-        let (original, child) = certificates::split(db, &id, &user_id, amount)?;
+        let (original, child) =
+            certificates::split(db, &id, &user_id, amount).map_err(|r| match r {
+                Refusal::Field { title, details, .. } => {
+                    ApiError::invalid(title, &pointer, details)
+                }
+                other => other.into(),
+            })?;
         Ok(document(vec![render(&original, &url), render(&child, &url)]).respond(201))
     })
 }

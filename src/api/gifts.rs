@@ -5,7 +5,7 @@ use crate::api::input::{Fields, LONG, SHORT};
 use crate::domain::certificates::Actor;
 use crate::domain::gifts::{self, Gift, GiftInput};
 use crate::domain::time;
-use crate::error::ApiError;
+use crate::error::{refused_under, ApiError};
 use crate::web::{Ctx, Document, Page, Response};
 use serde_json::{json, Value};
 
@@ -103,7 +103,8 @@ pub fn create(ctx: &Ctx, params: &[&str]) -> Result<Response, ApiError> {
     let cert_id = params[0].to_string();
     let url = ctx.app.public_url.clone();
     ctx.write(move |db| {
-        let gift = gifts::give(db, &cert_id, &user_id, &input, &url)?;
+        let gift =
+            gifts::give(db, &cert_id, &user_id, &input, &url).map_err(refused_under("gift"))?;
         Ok(document(vec![render(&gift)]).respond(201))
     })
 }

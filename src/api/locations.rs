@@ -109,5 +109,5 @@ pub fn apply_update(
         &current.merchant_id,
         &current.id,
     )?;
-    catalog::save_location(db, &loc)
+    Ok(catalog::save_location(db, &loc)?)
 }

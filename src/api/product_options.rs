@@ -139,5 +139,5 @@ pub fn apply_update(
         &current.product_id,
         &current.id,
     )?;
-    catalog::save_product_option(db, &option)
+    Ok(catalog::save_product_option(db, &option)?)
 }

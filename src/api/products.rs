@@ -4,7 +4,7 @@ use crate::api::input::{Fields, LONG, SHORT};
 use crate::api::{locations, product_options};
 use crate::domain::catalog::{self, Product, PRODUCT_TYPES};
 use crate::domain::time;
-use crate::error::ApiError;
+use crate::error::{refused_under, ApiError};
 use crate::web::{Ctx, Document, Page, Response};
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -146,7 +146,8 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
         "",
     )?;
     ctx.write(move |db| {
-        let saved = catalog::save_product(db, &product, location_ids.as_deref())?;
+        let saved = catalog::save_product(db, &product, location_ids.as_deref())
+            .map_err(refused_under("product"))?;
         Ok(document(vec![render_with_links(db, &saved)?]).respond(201))
     })
 }
@@ -184,5 +185,5 @@ pub fn apply_update(
         &current.merchant_id,
         &current.id,
     )?;
-    catalog::save_product(db, &product, location_ids.as_deref())
+    catalog::save_product(db, &product, location_ids.as_deref()).map_err(refused_under("product"))
 }

@@ -2,7 +2,7 @@
 
 use crate::api::input::{Fields, SHORT};
 use crate::domain::{ids, password, time, users};
-use crate::error::ApiError;
+use crate::error::{refused_under, ApiError};
 use crate::web::{Ctx, Document, Page, Principal, Response};
 use serde_json::{json, Value};
 
@@ -107,7 +107,7 @@ pub fn create(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
     let confirm = ids::new_secret();
     let public_url = ctx.app.public_url.clone();
     ctx.write_unrecorded(move |db| {
-        let user = users::create(db, &new, &token_digest)?;
+        let user = users::create(db, &new, &token_digest).map_err(refused_under("user"))?;
         users::request_verification(db, &user, &confirm, &public_url)?;
         Ok(document(vec![render(&user, true, Some(&token))]).respond(201))
     })

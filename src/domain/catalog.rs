@@ -1,8 +1,8 @@
 //! The shop's catalog: merchants and their API keys, locations, products
 //! (with their redemption locations) and product options.
 
+use crate::domain::refusal::Refusal;
 use crate::domain::{ids, time};
-use crate::error::ApiError;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 /// A merchant (shop).
@@ -52,9 +52,9 @@ pub fn create_merchant(
 
 /// Creates an API key for the merchant; returns (key, secret). The secret
 /// is stored only as a digest and cannot be shown again.
-pub fn create_key(db: &Connection, merchant_id: &str) -> Result<(String, String), ApiError> {
+pub fn create_key(db: &Connection, merchant_id: &str) -> Result<(String, String), Refusal> {
     if merchant(db, merchant_id)?.is_none() {
-        return Err(ApiError::not_found());
+        return Err(Refusal::NotFound);
     }
     let key = format!("mk_{}", ids::new_id());
     let secret = ids::new_secret();
@@ -176,7 +176,7 @@ pub fn merchant_location_ids(db: &Connection, merchant_id: &str) -> rusqlite::Re
 
 /// Inserts `loc` (its id and times are set here) or, when `loc.id` is
 /// non-empty, updates that row. Returns the stored location.
-pub fn save_location(db: &Connection, loc: &Location) -> Result<Location, ApiError> {
+pub fn save_location(db: &Connection, loc: &Location) -> Result<Location, Refusal> {
     let now = time::now();
     let id = if loc.id.is_empty() {
         ids::new_id()
@@ -196,7 +196,7 @@ pub fn save_location(db: &Connection, loc: &Location) -> Result<Location, ApiErr
     )?;
     location(db, &id)?
         .filter(|l| l.merchant_id == loc.merchant_id)
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Refusal::NotFound)
 }
 
 /// A product: what a certificate is for.
@@ -328,14 +328,14 @@ pub fn save_product(
     db: &Connection,
     p: &Product,
     location_ids: Option<&[String]>,
-) -> Result<Product, ApiError> {
+) -> Result<Product, Refusal> {
     if let Some(ids) = location_ids {
         for (i, lid) in ids.iter().enumerate() {
             let ok = location(db, lid)?.is_some_and(|l| l.merchant_id == p.merchant_id);
             if !ok {
-                return Err(ApiError::invalid(
+                return Err(Refusal::field(
                     "Unable to save product",
-                    &format!("/product/redemption_location_ids/{i}"),
+                    format!("redemption_location_ids/{i}"),
                     "redemption location not found for this merchant",
                 ));
             }
@@ -366,7 +366,7 @@ pub fn save_product(
     )?;
     let stored = product(db, &id)?
         .filter(|s| s.merchant_id == p.merchant_id)
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or(Refusal::NotFound)?;
     if let Some(ids) = location_ids {
         db.execute("DELETE FROM product_locations WHERE product_id = ?1", [&id])?;
         for lid in ids {
@@ -447,7 +447,7 @@ pub fn product_options(
 }
 
 /// Inserts or updates (when `o.id` is set) a product option.
-pub fn save_product_option(db: &Connection, o: &ProductOption) -> Result<ProductOption, ApiError> {
+pub fn save_product_option(db: &Connection, o: &ProductOption) -> Result<ProductOption, Refusal> {
     let now = time::now();
     let id = if o.id.is_empty() {
         ids::new_id()
@@ -468,5 +468,5 @@ pub fn save_product_option(db: &Connection, o: &ProductOption) -> Result<Product
     )?;
     product_option(db, &id)?
         .filter(|s| s.product_id == o.product_id)
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Refusal::NotFound)
 }

@@ -4,8 +4,8 @@
 
 use crate::domain::catalog;
 use crate::domain::ledger::{self, Kind};
+use crate::domain::refusal::Refusal;
 use crate::domain::{claim_code, gifts, ids, money, time, users};
-use crate::error::ApiError;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -159,17 +159,17 @@ pub fn get(db: &Connection, id: &str) -> rusqlite::Result<Option<Certificate>> {
 }
 
 /// The certificate with that id, if `actor` may see it (404 otherwise).
-pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Certificate, ApiError> {
+pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Certificate, Refusal> {
     get(db, id)?
         .filter(|c| c.visible_to(actor))
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Refusal::NotFound)
 }
 
 /// The lookup form of a typed claim code (`claim_code::lookup_key`); a
 /// typo in one of our own codes is a 400 before any lookup.
-pub fn parse_code(input: &str) -> Result<String, ApiError> {
+pub fn parse_code(input: &str) -> Result<String, Refusal> {
     claim_code::lookup_key(input).ok_or_else(|| {
-        ApiError::bad_request(
+        Refusal::refused(
             "Invalid claim code",
             "That claim code is not valid: check it for typos",
         )
@@ -178,13 +178,13 @@ pub fn parse_code(input: &str) -> Result<String, ApiError> {
 
 /// The certificate with that claim code (any input form), if `actor` may
 /// see it.
-pub fn find_by_code(db: &Connection, code: &str, actor: Actor) -> Result<Certificate, ApiError> {
+pub fn find_by_code(db: &Connection, code: &str, actor: Actor) -> Result<Certificate, Refusal> {
     let canonical = parse_code(code)?;
     db.prepare_cached(&format!("{SELECT} WHERE c.claim_code = ?1"))?
         .query_row([canonical], from_row)
         .optional()?
         .filter(|c| c.visible_to(actor))
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Refusal::NotFound)
 }
 
 /// Filters of a certificate list.
@@ -265,7 +265,7 @@ pub struct NewCertificate<'a> {
 }
 
 /// A claim code no certificate has yet.
-pub fn fresh_code(db: &Connection) -> Result<String, ApiError> {
+pub fn fresh_code(db: &Connection) -> Result<String, Refusal> {
     for _ in 0..8 {
         let code = claim_code::generate();
         let taken: bool = db
@@ -275,7 +275,7 @@ pub fn fresh_code(db: &Connection) -> Result<String, ApiError> {
             return Ok(code);
         }
     }
-    Err(ApiError::internal("could not find a free claim code"))
+    Err(Refusal::internal("could not find a free claim code"))
 }
 
 /// Inserts a certificate and the ledger row that brings its value in.
@@ -284,7 +284,7 @@ pub fn insert(
     c: &NewCertificate,
     kind: Kind,
     redemption_id: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<String, Refusal> {
     let id = ids::new_id();
     let code = fresh_code(db)?;
     let now = time::now();
@@ -343,8 +343,8 @@ pub fn store(db: &Connection, c: &Certificate) -> rusqlite::Result<()> {
 }
 
 /// Re-reads a certificate that must exist.
-pub fn reload(db: &Connection, id: &str) -> Result<Certificate, ApiError> {
-    get(db, id)?.ok_or_else(|| ApiError::internal(format!("certificate {id} vanished")))
+pub fn reload(db: &Connection, id: &str) -> Result<Certificate, Refusal> {
+    get(db, id)?.ok_or_else(|| Refusal::internal(format!("certificate {id} vanished")))
 }
 
 /// An issue request from a merchant.
@@ -365,7 +365,7 @@ pub fn issue(
     merchant_id: &str,
     req: &IssueRequest,
     public_url: &str,
-) -> Result<Vec<Certificate>, ApiError> {
+) -> Result<Vec<Certificate>, Refusal> {
     let title = "Unable to issue certificate";
     let option = catalog::product_option(db, &req.product_option_id)?;
     let product = match &option {
@@ -373,26 +373,26 @@ pub fn issue(
         None => None,
     };
     let (Some(option), Some(product)) = (option, product) else {
-        return Err(ApiError::invalid(
+        return Err(Refusal::field(
             title,
-            "/certificate/product_option_id",
+            "product_option_id",
             "product option not found",
         ));
     };
     if let Some(limit) = option.limit_per_order {
         if req.quantity > limit {
-            return Err(ApiError::invalid(
+            return Err(Refusal::field(
                 title,
-                "/certificate/quantity",
+                "quantity",
                 format!("quantity exceeds the limit per order ({limit})"),
             ));
         }
     }
     if let Some(count) = option.count {
         if count < req.quantity {
-            return Err(ApiError::invalid(
+            return Err(Refusal::field(
                 title,
-                "/certificate/quantity",
+                "quantity",
                 format!("only {count} left in stock"),
             ));
         }
@@ -403,9 +403,9 @@ pub fn issue(
     }
     let price = req.price_cents.unwrap_or(option.price_cents);
     if price > option.face_value_cents {
-        return Err(ApiError::invalid(
+        return Err(Refusal::field(
             title,
-            "/certificate/price_cents",
+            "price_cents",
             "price_cents must not exceed the face value",
         ));
     }
@@ -420,7 +420,7 @@ pub fn issue(
         (Some(_), None) => "gifted",
         (None, None) => "pending",
     };
-    let merchant = catalog::merchant(db, merchant_id)?.ok_or_else(ApiError::not_found)?;
+    let merchant = catalog::merchant(db, merchant_id)?.ok_or(Refusal::NotFound)?;
     let mut issued = Vec::new();
     for _ in 0..req.quantity {
         let id = insert(
@@ -471,11 +471,11 @@ pub fn split(
     id: &str,
     user_id: &str,
     new_face: i64,
-) -> Result<(Certificate, Certificate), ApiError> {
+) -> Result<(Certificate, Certificate), Refusal> {
     let title = "Unable to split certificate";
     let mut cert = find(db, id, Actor::User(user_id))?;
     if cert.status != "assigned" {
-        return Err(ApiError::bad_request(
+        return Err(Refusal::refused(
             title,
             format!(
                 "Only assigned certificates can be split (this one is {})",
@@ -484,18 +484,18 @@ pub fn split(
         ));
     }
     if !cert.can_split_value {
-        return Err(ApiError::bad_request(
+        return Err(Refusal::refused(
             title,
             "This certificate's value cannot be split",
         ));
     }
     if cert.is_expired(time::now()) {
-        return Err(ApiError::bad_request(title, "This certificate has expired"));
+        return Err(Refusal::refused(title, "This certificate has expired"));
     }
     if new_face <= 0 || new_face >= cert.face_value_cents {
-        return Err(ApiError::invalid(
+        return Err(Refusal::field(
             title,
-            "/new_face_value_cents",
+            "new_face_value_cents",
             format!(
                 "new_face_value_cents must be more than 0 and less than {}",
                 cert.face_value_cents
@@ -535,7 +535,7 @@ pub struct Moved {
 
 /// Moves value out of `cert` (in memory; the caller stores it) into a new
 /// child certificate with a new claim code, writing both split rows.
-pub fn move_value(db: &Connection, cert: &mut Certificate, m: Moved) -> Result<String, ApiError> {
+pub fn move_value(db: &Connection, cert: &mut Certificate, m: Moved) -> Result<String, Refusal> {
     let (face, paid) = (m.face, m.paid);
     let child_id = insert(
         db,
@@ -572,20 +572,20 @@ pub fn move_value(db: &Connection, cert: &mut Certificate, m: Moved) -> Result<S
 }
 
 /// The contract's refusal for a certificate that is not open.
-pub fn refusal(title: &str, status: &str) -> ApiError {
+pub fn refusal(title: &'static str, status: &str) -> Refusal {
     let details = match status {
         "redeemed" => "This item has previously been redeemed",
         "returned" => "This item has been refunded to the customer",
         _ => "That item is not available for redemption",
     };
-    ApiError::bad_request(title, details)
+    Refusal::refused(title, details)
 }
 
 /// Claims a certificate by code for `user_id`: ownership moves, status
 /// becomes `assigned`, an open gift is marked claimed, and the code is
 /// rotated so the previous holder can no longer use it. Claiming one's own
 /// assigned certificate changes nothing.
-pub fn claim(db: &Connection, code: &str, user_id: &str) -> Result<Certificate, ApiError> {
+pub fn claim(db: &Connection, code: &str, user_id: &str) -> Result<Certificate, Refusal> {
     let mut cert = find_by_code(db, code, Actor::Operator)?;
     if !cert.is_open() {
         return Err(refusal("Unable to claim certificate", &cert.status));
@@ -613,7 +613,7 @@ pub fn set_printed(
     id: &str,
     user_id: &str,
     printed: bool,
-) -> Result<Certificate, ApiError> {
+) -> Result<Certificate, Refusal> {
     let mut cert = find(db, id, Actor::User(user_id))?;
     cert.marked_as_printed = printed;
     store(db, &cert)?;
@@ -623,7 +623,7 @@ pub fn set_printed(
 /// Voids (`cancelled`) or refunds (`returned`) an open certificate of the
 /// merchant's; its whole open value leaves through the ledger and any gift
 /// email not yet sent is withdrawn.
-pub fn void(db: &Connection, id: &str, actor: Actor, kind: Kind) -> Result<Certificate, ApiError> {
+pub fn void(db: &Connection, id: &str, actor: Actor, kind: Kind) -> Result<Certificate, Refusal> {
     let (title, status) = match kind {
         Kind::Cancel => ("Unable to cancel certificate", "cancelled"),
         _ => ("Unable to return certificate", "returned"),
@@ -635,7 +635,7 @@ pub fn void(db: &Connection, id: &str, actor: Actor, kind: Kind) -> Result<Certi
             "returned" => "This item has been refunded to the customer",
             _ => "This item has been cancelled",
         };
-        return Err(ApiError::bad_request(title, details));
+        return Err(Refusal::refused(title, details));
     }
     ledger::append(
         db,

@@ -1,8 +1,8 @@
 //! Gifts: a certificate sent to someone by email, claimed with its code.
 
 use crate::domain::certificates::{self, Actor, Certificate};
+use crate::domain::refusal::Refusal;
 use crate::domain::{claim_code, ids, money, outbox, time};
-use crate::error::ApiError;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 /// What the sender fills in.
@@ -83,12 +83,12 @@ fn visible(g: &Gift, actor: Actor) -> bool {
 }
 
 /// The gift with that id, if `actor` may see it.
-pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Gift, ApiError> {
+pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Gift, Refusal> {
     db.prepare_cached(&format!("{SELECT} WHERE g.id = ?1"))?
         .query_row([id], from_row)
         .optional()?
         .filter(|g| visible(g, actor))
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Refusal::NotFound)
 }
 
 /// A page of the gifts `actor` sent or received (merchant: of its
@@ -136,14 +136,14 @@ pub fn create(
     sender_id: Option<&str>,
     input: &GiftInput,
     public_url: &str,
-) -> Result<Gift, ApiError> {
+) -> Result<Gift, Refusal> {
     let now = time::now();
     let send_at = match &input.send_date {
         Some(date) => time::local_hour_on(date, 3, &cert.time_zone)
             .ok_or_else(|| {
-                ApiError::invalid(
+                Refusal::field(
                     "Unable to create gift",
-                    "/gift/send_date",
+                    "send_date",
                     "send_date must be a date (YYYY-MM-DD)",
                 )
             })?
@@ -206,10 +206,10 @@ pub fn give(
     user_id: &str,
     input: &GiftInput,
     public_url: &str,
-) -> Result<Gift, ApiError> {
+) -> Result<Gift, Refusal> {
     let mut cert = certificates::find(db, cert_id, Actor::User(user_id))?;
     if cert.status != "assigned" {
-        return Err(ApiError::bad_request(
+        return Err(Refusal::refused(
             "Unable to create gift",
             format!(
                 "Only assigned certificates can be gifted (this one is {})",
@@ -220,9 +220,9 @@ pub fn give(
     if let Some(date) = &input.send_date {
         let today = time::local_date(time::now(), &cert.time_zone);
         if date.as_str() < today.as_str() {
-            return Err(ApiError::invalid(
+            return Err(Refusal::field(
                 "Unable to create gift",
-                "/gift/send_date",
+                "send_date",
                 "send_date must not be in the past",
             ));
         }
@@ -267,20 +267,20 @@ fn withdraw_mail(db: &Connection, cert_id: &str) -> rusqlite::Result<()> {
 
 /// The sender takes back an unclaimed gift: the certificate returns to
 /// `assigned` with a new claim code, so the emailed one no longer works.
-pub fn cancel(db: &Connection, gift_id: &str, user_id: &str) -> Result<(), ApiError> {
+pub fn cancel(db: &Connection, gift_id: &str, user_id: &str) -> Result<(), Refusal> {
     let gift = find(db, gift_id, Actor::User(user_id))?;
     if gift.sender_id.as_deref() != Some(user_id) {
-        return Err(ApiError::not_found());
+        return Err(Refusal::NotFound);
     }
     if gift.claimed_at.is_some() || gift.cancelled_at.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(Refusal::refused(
             "Unable to cancel gift",
             "This gift has already been claimed or cancelled",
         ));
     }
     let mut cert = certificates::reload(db, &gift.certificate_id)?;
     if cert.status != "gifted" || cert.user_id.as_deref() != Some(user_id) {
-        return Err(ApiError::bad_request(
+        return Err(Refusal::refused(
             "Unable to cancel gift",
             "This gift can no longer be cancelled",
         ));
@@ -291,7 +291,7 @@ pub fn cancel(db: &Connection, gift_id: &str, user_id: &str) -> Result<(), ApiEr
 /// The sender has their gifted certificate back: its gift and unsent email
 /// are withdrawn, it is `assigned` again, and it gets a new claim code so
 /// the emailed one no longer works.
-pub fn take_back(db: &Connection, cert: &mut Certificate) -> Result<(), ApiError> {
+pub fn take_back(db: &Connection, cert: &mut Certificate) -> Result<(), Refusal> {
     withdraw_open(db, &cert.id)?;
     cert.status = "assigned".into();
     cert.claim_code = certificates::fresh_code(db)?;

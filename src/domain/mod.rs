@@ -12,6 +12,7 @@ pub mod money;
 pub mod outbox;
 pub mod password;
 pub mod redemptions;
+pub mod refusal;
 pub mod tickets;
 pub mod time;
 pub mod users;

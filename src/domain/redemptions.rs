@@ -4,8 +4,8 @@
 use crate::domain::catalog;
 use crate::domain::certificates::{self, refusal, Actor, Certificate, Moved, NewCertificate};
 use crate::domain::ledger::{self, Kind};
+use crate::domain::refusal::Refusal;
 use crate::domain::{gifts, ids, money, time};
-use crate::error::ApiError;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 const TITLE: &str = "Unable to create redemption";
@@ -56,12 +56,12 @@ fn visible(r: &Redemption, actor: Actor) -> bool {
 }
 
 /// The redemption with that id, if `actor` may see it.
-pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Redemption, ApiError> {
+pub fn find(db: &Connection, id: &str, actor: Actor) -> Result<Redemption, Refusal> {
     db.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?
         .filter(|r| visible(r, actor))
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Refusal::NotFound)
 }
 
 /// A page of the redemptions `actor` may see, newest first, and the total.
@@ -115,7 +115,7 @@ pub fn redeem(
     db: &Connection,
     actor: Actor,
     req: &RedeemRequest,
-) -> Result<(Redemption, Option<Certificate>), ApiError> {
+) -> Result<(Redemption, Option<Certificate>), Refusal> {
     let mut cert = match req.target {
         Target::Id(id) => certificates::find(db, id, actor)?,
         Target::Code(code) => certificates::find_by_code(db, code, actor)?,
@@ -128,7 +128,7 @@ pub fn redeem(
             return Err(refusal(TITLE, "unavailable"));
         }
         if cert.is_print_only {
-            return Err(ApiError::bad_request(
+            return Err(Refusal::refused(
                 TITLE,
                 "This item can only be redeemed in print at the merchant",
             ));
@@ -162,9 +162,9 @@ pub fn redeem(
     let face = cert.face_value_cents;
     let mut amount = req.amount_cents.unwrap_or(face);
     if amount > face {
-        return Err(ApiError::invalid(
+        return Err(Refusal::field(
             TITLE,
-            "/amount_to_redeem_cents",
+            "amount_to_redeem_cents",
             format!(
                 "The amount exceeds the value of this item ({})",
                 money::format(face, &cert.currency)
@@ -239,13 +239,13 @@ fn pick_location(
     db: &Connection,
     cert: &Certificate,
     given: Option<&str>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, Refusal> {
     if let Some(id) = given {
         return match catalog::location(db, id)? {
             Some(l) if l.merchant_id == cert.merchant_id => Ok(Some(l.id)),
-            _ => Err(ApiError::invalid(
+            _ => Err(Refusal::field(
                 TITLE,
-                "/redemption_location_id",
+                "redemption_location_id",
                 "That location does not belong to this merchant",
             )),
         };
@@ -254,7 +254,7 @@ fn pick_location(
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.pop()),
-        _ => Err(ApiError::bad_request(
+        _ => Err(Refusal::refused(
             TITLE,
             "You must select a redemption location",
         )),
@@ -267,11 +267,11 @@ pub fn reverse(
     db: &Connection,
     id: &str,
     actor: Actor,
-) -> Result<(Redemption, Certificate), ApiError> {
+) -> Result<(Redemption, Certificate), Refusal> {
     let title = "Unable to reverse redemption";
     let r = find(db, id, actor)?;
     if r.reversed_at.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(Refusal::refused(
             title,
             "This redemption has already been reversed",
         ));
@@ -279,7 +279,7 @@ pub fn reverse(
     let cert = certificates::reload(db, &r.certificate_id)?;
     let now = time::now();
     if time::local_date(r.created_at, &cert.time_zone) != time::local_date(now, &cert.time_zone) {
-        return Err(ApiError::bad_request(
+        return Err(Refusal::refused(
             title,
             "Only redemptions made today can be reversed",
         ));

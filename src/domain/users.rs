@@ -1,7 +1,7 @@
 //! Customer accounts, their device tokens and password resets.
 
+use crate::domain::refusal::Refusal;
 use crate::domain::{ids, outbox, time};
-use crate::error::ApiError;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 /// How long a password reset token stays valid.
@@ -80,7 +80,7 @@ pub fn request_verification(
     user: &User,
     token: &str,
     public_url: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     let now = time::now();
     db.execute(
         "INSERT INTO email_verifications (digest, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -111,7 +111,7 @@ pub fn request_verification(
 }
 
 /// Confirms an address with its token; answers the confirmed user.
-pub fn verify_email(db: &Connection, token: &str) -> Result<User, ApiError> {
+pub fn verify_email(db: &Connection, token: &str) -> Result<User, Refusal> {
     let now = time::now();
     let digest = ids::digest(token.as_bytes());
     let user_id: Option<String> = db
@@ -122,9 +122,9 @@ pub fn verify_email(db: &Connection, token: &str) -> Result<User, ApiError> {
         )
         .optional()?;
     let Some(user_id) = user_id else {
-        return Err(ApiError::invalid(
+        return Err(Refusal::field(
             "Unable to confirm email",
-            "/verification_token",
+            "verification_token",
             "verification_token is invalid, expired or already used",
         ));
     };
@@ -136,7 +136,7 @@ pub fn verify_email(db: &Connection, token: &str) -> Result<User, ApiError> {
         "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?2), updated_at = ?2 WHERE id = ?1",
         (&user_id, now),
     )?;
-    get(db, &user_id)?.ok_or_else(|| ApiError::internal("user vanished during verification"))
+    get(db, &user_id)?.ok_or_else(|| Refusal::internal("user vanished during verification"))
 }
 
 /// What a new account is made of (password already hashed).
@@ -149,7 +149,7 @@ pub struct NewUser {
 
 /// Creates the user with a first token. A taken email is a 400 on
 /// `/user/email`. The address is unconfirmed until `verify_email`.
-pub fn create(db: &Connection, new: &NewUser, token_digest: &str) -> Result<User, ApiError> {
+pub fn create(db: &Connection, new: &NewUser, token_digest: &str) -> Result<User, Refusal> {
     let norm = email_key(&new.email);
     let taken: bool = db.query_row(
         "SELECT EXISTS(SELECT 1 FROM users WHERE email_norm = ?1)",
@@ -157,9 +157,9 @@ pub fn create(db: &Connection, new: &NewUser, token_digest: &str) -> Result<User
         |r| r.get(0),
     )?;
     if taken {
-        return Err(ApiError::invalid(
+        return Err(Refusal::field(
             "Unable to create user",
-            "/user/email",
+            "email",
             "email has already been taken",
         ));
     }
@@ -171,7 +171,7 @@ pub fn create(db: &Connection, new: &NewUser, token_digest: &str) -> Result<User
         (&id, &new.email, &norm, &new.password_hash, &new.first_name, &new.last_name, now),
     )?;
     add_token(db, &id, token_digest)?;
-    get(db, &id)?.ok_or_else(|| ApiError::internal("user vanished after insert"))
+    get(db, &id)?.ok_or_else(|| Refusal::internal("user vanished after insert"))
 }
 
 /// Stores a new device token for the user.
@@ -184,14 +184,14 @@ pub fn add_token(db: &Connection, user_id: &str, token_digest: &str) -> rusqlite
 }
 
 /// A successful login: a new token and `last_login_at` now.
-pub fn login(db: &Connection, user_id: &str, token_digest: &str) -> Result<User, ApiError> {
+pub fn login(db: &Connection, user_id: &str, token_digest: &str) -> Result<User, Refusal> {
     add_token(db, user_id, token_digest)?;
     let now = time::now();
     db.execute(
         "UPDATE users SET last_login_at = ?2, updated_at = ?2 WHERE id = ?1",
         (user_id, now),
     )?;
-    get(db, user_id)?.ok_or_else(ApiError::unauthorized)
+    get(db, user_id)?.ok_or(Refusal::Unauthorized)
 }
 
 /// Revokes one token, or every token of the user when `all`.
@@ -219,7 +219,7 @@ pub fn request_reset(
     email: &str,
     token: &str,
     public_url: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     let Some((user, _)) = find_login(db, email)? else {
         return Ok(());
     };
@@ -257,7 +257,7 @@ pub fn complete_reset(
     reset_token: &str,
     password_hash: &str,
     new_token_digest: &str,
-) -> Result<User, ApiError> {
+) -> Result<User, Refusal> {
     let now = time::now();
     let digest = ids::digest(reset_token.as_bytes());
     let user_id: Option<String> = db
@@ -268,9 +268,9 @@ pub fn complete_reset(
         )
         .optional()?;
     let Some(user_id) = user_id else {
-        return Err(ApiError::invalid(
+        return Err(Refusal::field(
             "Unable to reset password",
-            "/reset_token",
+            "reset_token",
             "reset_token is invalid, expired or already used",
         ));
     };
@@ -284,7 +284,7 @@ pub fn complete_reset(
     )?;
     db.execute("DELETE FROM user_tokens WHERE user_id = ?1", [&user_id])?;
     add_token(db, &user_id, new_token_digest)?;
-    get(db, &user_id)?.ok_or_else(|| ApiError::internal("user vanished during reset"))
+    get(db, &user_id)?.ok_or_else(|| Refusal::internal("user vanished during reset"))
 }
 
 /// A page of the users holding certificates of the merchant, and the total.
