@@ -37,7 +37,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
-    /// Set when the listener died; the process should exit and be restarted.
+    /// Set when the listener or a worker died; the process should exit and
+    /// be restarted.
     failed: Arc<AtomicBool>,
     /// Threads that report on `done` when they end.
     threads: usize,
@@ -125,7 +126,15 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
                     reader: &reader,
                     changes: changes_tx,
                 };
-                pool.work(&stopping, &failed);
+                // A worker that dies leaves fewer to answer, unseen: exit
+                // instead, for the supervisor to restart the server.
+                let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pool.work(&stopping, &failed)
+                }));
+                if worked.is_err() {
+                    crate::log::error("a worker died");
+                    failed.store(true, Ordering::SeqCst);
+                }
                 let _ = done_tx.send(());
             })
             .map_err(|e| e.to_string())?;
@@ -285,7 +294,10 @@ pub fn run(db_path: PathBuf, args: ServeArgs) -> Result<(), String> {
     crate::log::info("shutting down");
     running.shutdown();
     if failed {
-        return Err("the listener failed; exiting so a supervisor can restart the server".into());
+        return Err(
+            "the listener or a worker failed; exiting so a supervisor can restart the server"
+                .into(),
+        );
     }
     Ok(())
 }
