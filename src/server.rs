@@ -13,7 +13,6 @@ use crate::error::ApiError;
 use crate::mail::{self, MailConfig};
 use crate::web::ratelimit::{Budgets, Limiter};
 use crate::web::{self, request::MAX_BODY, App, Request, Response};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -22,8 +21,12 @@ use std::time::{Duration, Instant};
 
 /// How long in-flight requests get to finish on shutdown.
 const DRAIN: Duration = Duration::from_secs(4);
-/// Longest time a worker waits for one request body to arrive.
-const BODY_DEADLINE: Duration = Duration::from_secs(15);
+/// Most connections open at once, whatever the file-descriptor limit.
+const MAX_CONNECTIONS: usize = 4096;
+/// File descriptors kept free for the rest of the process: SQLite takes
+/// three per connection (database, WAL, shared memory), plus this margin
+/// for the listener, logs, mail and backups.
+const FD_MARGIN: usize = 64;
 /// How often an idle worker looks at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
 /// While draining, a worker stops after this long without a request.
@@ -34,7 +37,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
-    /// Set when the listener died; the process should exit and be restarted.
+    /// Set when the listener or a worker died; the process should exit and
+    /// be restarted.
     failed: Arc<AtomicBool>,
     /// Threads that report on `done` when they end.
     threads: usize,
@@ -50,7 +54,15 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     let schema = db::schema_version(&conn);
     let admin_password = crate::admin::ensure_operator(&conn)?;
     let timeout = Duration::from_secs(args.client_timeout_secs.max(1));
-    let http = listen(&args.listen, timeout)?;
+    let workers = match args.threads {
+        0 => default_workers(),
+        n => n,
+    };
+    let change_threads = args.change_threads.max(1);
+    // Readers of the workers and change threads, the writer, the checkpointer
+    // and the mail worker.
+    let db_connections = workers + change_threads + 3;
+    let http = listen(&args.listen, limits(timeout, db_connections))?;
     let addr = http
         .server_addr()
         .to_ip()
@@ -75,13 +87,8 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     });
     let http = Arc::new(http);
     let stopping = Arc::new(AtomicBool::new(false));
-    let workers = match args.threads {
-        0 => default_workers(),
-        n => n,
-    };
     let failed = Arc::new(AtomicBool::new(false));
     let (done_tx, done) = mpsc::channel();
-    let change_threads = args.change_threads.max(1);
     let (changes_tx, changes) = mpsc::sync_channel::<tiny_http::Request>(change_threads);
     let changes = Arc::new(Mutex::new(changes));
     for i in 0..change_threads {
@@ -119,7 +126,15 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
                     reader: &reader,
                     changes: changes_tx,
                 };
-                pool.work(&stopping, &failed);
+                // A worker that dies leaves fewer to answer, unseen: exit
+                // instead, for the supervisor to restart the server.
+                let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pool.work(&stopping, &failed)
+                }));
+                if worked.is_err() {
+                    crate::log::error("a worker died");
+                    failed.store(true, Ordering::SeqCst);
+                }
                 let _ = done_tx.send(());
             })
             .map_err(|e| e.to_string())?;
@@ -127,7 +142,6 @@ pub fn start(db_path: &Path, args: &ServeArgs) -> Result<Running, String> {
     // Only the workers hold senders now: when the last worker ends, the
     // change threads finish what is queued and end too.
     drop(changes_tx);
-    tick(addr, timeout / 2, stopping.clone())?;
     let mail = match &args.smtp_url {
         Some(url) => {
             let cfg = MailConfig {
@@ -202,55 +216,48 @@ pub fn default_workers() -> usize {
         .max(2)
 }
 
-/// Binds the listener. Its read and write timeouts are inherited by every
-/// accepted connection (Linux copies them at accept), so an idle or stalled
-/// client is disconnected after `timeout` instead of holding a thread.
-fn listen(addr: &str, timeout: Duration) -> Result<tiny_http::Server, String> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let socket = socket2::SockRef::from(&listener);
-    // TCP_NODELAY is inherited too: answers go out at once, not after
-    // Nagle's wait for the client's delayed ACK.
-    socket
-        .set_read_timeout(Some(timeout))
-        .and_then(|_| socket.set_write_timeout(Some(timeout)))
-        .and_then(|_| socket.set_tcp_nodelay(true))
-        .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
-    tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+/// What one client may send or hold (see README, "Hostile clients"): the
+/// client timeout bounds an idle connection, each request head, each body
+/// and each answer's write; the connection cap leaves file descriptors for
+/// the databases.
+fn limits(timeout: Duration, db_connections: usize) -> tiny_http::Limits {
+    let reserved = 3 * db_connections + FD_MARGIN;
+    let max_connections = match open_files_limit() {
+        Some(n) => n.saturating_sub(reserved).clamp(16, MAX_CONNECTIONS),
+        None => 1024usize.saturating_sub(reserved).max(16),
+    };
+    tiny_http::Limits {
+        max_body: MAX_BODY,
+        idle: timeout,
+        head_deadline: timeout,
+        body_deadline: timeout,
+        write_deadline: timeout,
+        max_connections,
+        ..tiny_http::Limits::default()
+    }
 }
 
-/// Connects to our own listener every `period`. The listener's socket
-/// timeout (see `listen`) also bounds `accept`, and tiny_http's accept loop
-/// ends at the first accept error; a connection at least every half timeout
-/// keeps `accept` from ever timing out. The connection is closed at once
-/// and tiny_http drops it without a request.
-fn tick(
-    addr: std::net::SocketAddr,
-    period: Duration,
-    stopping: Arc<AtomicBool>,
-) -> Result<(), String> {
-    let mut target = addr;
-    if target.ip().is_unspecified() {
-        target.set_ip(match addr {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
+/// The process's soft limit on open files (RLIMIT_NOFILE), from /proc.
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    match line["Max open files".len()..].split_whitespace().next()? {
+        "unlimited" => Some(usize::MAX),
+        n => n.parse().ok(),
     }
-    std::thread::Builder::new()
-        .name("accept-ticker".into())
-        .spawn(move || {
-            while !stopping.load(Ordering::SeqCst) {
-                let _ = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1));
-                let mut slept = Duration::ZERO;
-                while slept < period && !stopping.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    slept += Duration::from_millis(100);
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+}
+
+/// Binds the listener. Accepted connections inherit TCP_NODELAY, so answers
+/// go out at once, not after Nagle's wait for the client's delayed ACK; the
+/// connection threads set their own timeouts from `limits`.
+fn listen(addr: &str, limits: tiny_http::Limits) -> Result<tiny_http::Server, String> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    socket2::SockRef::from(&listener)
+        .set_tcp_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    tiny_http::Server::with_limits(listener, limits)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -287,7 +294,10 @@ pub fn run(db_path: PathBuf, args: ServeArgs) -> Result<(), String> {
     crate::log::info("shutting down");
     running.shutdown();
     if failed {
-        return Err("the listener failed; exiting so a supervisor can restart the server".into());
+        return Err(
+            "the listener or a worker failed; exiting so a supervisor can restart the server"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -338,11 +348,11 @@ impl Pool<'_> {
 
     fn take(&self, rq: tiny_http::Request) {
         if web::request::is_read(rq.method().as_str()) {
-            return serve_one(self.app, self.reader, rq);
+            return serve_caught(self.app, self.reader, rq);
         }
         // Blocks while every change thread is busy and the queue is full.
         if let Err(mpsc::SendError(rq)) = self.changes.send(rq) {
-            serve_one(self.app, self.reader, rq);
+            serve_caught(self.app, self.reader, rq);
         }
     }
 }
@@ -360,9 +370,19 @@ fn answer_changes(
             Err(_) => return,
         };
         match next {
-            Ok(rq) => serve_one(app, reader, rq),
+            Ok(rq) => serve_caught(app, reader, rq),
             Err(_) => return,
         }
+    }
+}
+
+/// Serves one request; a panic in it costs that request (answered with an
+/// empty 500 as it unwinds), not the thread.
+fn serve_caught(app: &App, reader: &rusqlite::Connection, rq: tiny_http::Request) {
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve_one(app, reader, rq)));
+    if caught.is_err() {
+        crate::log::error("a request handler panicked; answered 500");
     }
 }
 
@@ -402,41 +422,31 @@ fn serve_one(app: &App, reader: &rusqlite::Connection, mut rq: tiny_http::Reques
     ));
 }
 
-/// Reads the body, refusing more than `MAX_BODY` bytes with 413.
+/// The body, which tiny_http has already read in full on the connection's
+/// own thread (at most `MAX_BODY` bytes, under the client timeout), or why
+/// it could not; the connection closes after answering a body error.
 fn read_body(rq: &mut tiny_http::Request) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
+    let unreadable = |why: &str| ApiError::bad_request("Invalid request", why);
+    match rq.body_error() {
+        Some(tiny_http::BodyError::TooLarge) => Err(ApiError::new(
             413,
             "Payload Too Large",
             format!("Request bodies are limited to {MAX_BODY} bytes"),
-        )
-    };
-    if rq.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(too_large());
-    }
-    let unreadable = |why: String| ApiError::bad_request("Invalid request", why);
-    // Read in chunks against a deadline: the socket timeout bounds each
-    // read, this bounds a client trickling a byte at a time.
-    let deadline = Instant::now() + BODY_DEADLINE;
-    let mut body = Vec::new();
-    let mut reader = rq.as_reader().take(MAX_BODY as u64 + 1);
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = reader
-            .read(&mut chunk)
-            .map_err(|e| unreadable(format!("Could not read the request body: {e}")))?;
-        if n == 0 {
-            break;
+        )),
+        Some(tiny_http::BodyError::TooSlow) => {
+            Err(unreadable("The request body arrived too slowly"))
         }
-        body.extend_from_slice(&chunk[..n]);
-        if Instant::now() > deadline {
-            return Err(unreadable("The request body arrived too slowly".into()));
+        Some(tiny_http::BodyError::Malformed) => {
+            Err(unreadable("The chunked request body is malformed"))
+        }
+        None => {
+            let mut body = Vec::new();
+            rq.as_reader()
+                .read_to_end(&mut body)
+                .map_err(|e| unreadable(&format!("Could not read the request body: {e}")))?;
+            Ok(body)
         }
     }
-    if body.len() > MAX_BODY {
-        return Err(too_large());
-    }
-    Ok(body)
 }
 
 fn send(rq: tiny_http::Request, r: Response, close: bool) -> std::io::Result<()> {

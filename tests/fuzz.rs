@@ -395,3 +395,169 @@ fn every_route_survives_hostile_input() {
     // The books still balance after all of it.
     w.server.check_passes();
 }
+
+// ---------------------------------------------------------------------
+// The request-head parser and framing, fed raw bytes on a socket.
+
+/// A line ending, mostly the right one.
+fn eol() -> impl Strategy<Value = &'static str> {
+    prop_oneof![8 => Just("\r\n"), 1 => Just("\n"), 1 => Just("\r"), 1 => Just("")]
+}
+
+fn request_line() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"GET /healthz HTTP/1.1".to_vec()),
+        Just(b"POST /v2/support_tickets HTTP/1.1".to_vec()),
+        Just(b"POST /v2/users HTTP/1.0".to_vec()),
+        (
+            "[A-Z]{0,8}|[ -~]{0,8}",
+            "/[ -~]{0,40}|[ -~]{0,20}",
+            prop_oneof![
+                Just("HTTP/1.1"),
+                Just("HTTP/1.0"),
+                Just("HTTP/2.0"),
+                Just("HTTP/0.9"),
+                Just("http/1.1"),
+                Just("HTTP/1.1 "),
+                Just("")
+            ]
+        )
+            .prop_map(|(m, p, v)| format!("{m} {p} {v}").into_bytes()),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
+fn header_line() -> impl Strategy<Value = Vec<u8>> {
+    let length = prop_oneof![
+        (0u64..100).prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        Just("18446744073709551616".to_string()),
+        Just("-1".to_string()),
+        Just("5, 5".to_string()),
+        Just(String::new()),
+        Just(" 7 ".to_string()),
+        Just("0x10".to_string()),
+    ];
+    prop_oneof![
+        length.prop_map(|v| format!("Content-Length: {v}").into_bytes()),
+        prop_oneof![
+            Just("chunked"),
+            Just("Chunked"),
+            Just("gzip"),
+            Just("chunked, chunked"),
+            Just("gzip, chunked"),
+            Just("identity"),
+            Just("")
+        ]
+        .prop_map(|v| format!("Transfer-Encoding: {v}").into_bytes()),
+        prop_oneof![Just("close"), Just("keep-alive"), Just("upgrade"), Just("")]
+            .prop_map(|v| format!("Connection: {v}").into_bytes()),
+        prop_oneof![Just("100-continue"), Just("nope")]
+            .prop_map(|v| format!("Expect: {v}").into_bytes()),
+        Just(b"Content-Type: application/json".to_vec()),
+        Just(b" folded".to_vec()),
+        Just(b"Content-Length : 3".to_vec()),
+        ("[!-~]{0,12}", "[ -~]{0,30}").prop_map(|(k, v)| format!("{k}: {v}").into_bytes()),
+        prop::collection::vec(any::<u8>(), 0..40),
+    ]
+}
+
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        Just(br#"{"name":"A","email":"a@b.co","message":"m"}"#.to_vec()),
+        Just(b"5\r\nhello\r\n0\r\n\r\n".to_vec()),
+        Just(b"ffffffffffffffff\r\nx".to_vec()),
+        Just(b"3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..200),
+    ]
+}
+
+/// A request, perhaps malformed, perhaps followed by a well-formed one.
+fn raw_request() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::collection::vec(eol(), 10),
+        request_line(),
+        prop::collection::vec(header_line(), 0..8),
+        body(),
+        any::<bool>(),
+    )
+        .prop_map(|(eols, line, headers, body, pipelined)| {
+            let mut raw = line;
+            raw.extend_from_slice(eols[0].as_bytes());
+            for (i, h) in headers.iter().enumerate() {
+                raw.extend_from_slice(h);
+                raw.extend_from_slice(eols[1 + i].as_bytes());
+            }
+            raw.extend_from_slice(eols[9].as_bytes());
+            raw.extend_from_slice(&body);
+            if pipelined {
+                raw.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            }
+            raw
+        })
+}
+
+/// Sends `raw`, closes the sending side, and reads until the server closes
+/// (at most 5 s): the statuses answered, or why the server did not close.
+fn send_raw(addr: &str, raw: &[u8]) -> Result<Vec<u16>, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(raw);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut got = Vec::new();
+    match stream.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => return Err(format!("no end within 5 s ({e}); got {got:?}")),
+    }
+    let text = String::from_utf8_lossy(&got);
+    Ok(text
+        .split("HTTP/1.")
+        .skip(1)
+        .filter_map(|r| r.get(2..5).and_then(|c| c.parse().ok()))
+        .collect())
+}
+
+/// Whatever bytes arrive, the server answers below 500 or closes, never
+/// hangs, never crashes, and answers a normal GET right after.
+#[test]
+fn raw_request_heads_never_break_the_server() {
+    let mut server = Server::start_with(
+        &["--rate-limits", "false", "--client-timeout-secs", "2"],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let config = ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&raw_request(), |raw| {
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let statuses =
+            send_raw(&addr, &raw).map_err(|e| TestCaseError::fail(format!("{e}: {shown:?}")))?;
+        prop_assert!(
+            statuses.iter().all(|&s| s < 500),
+            "{statuses:?} for {shown:?}"
+        );
+        let after = send_raw(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .map_err(|e| TestCaseError::fail(format!("after {shown:?}: {e}")))?;
+        prop_assert_eq!(after, vec![200], "after {:?}", shown);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}\nserver log:\n{}", server.log());
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited"
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}

@@ -10,9 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// The binary under test.
+/// The binary under test; `INSTAGIFT_TEST_BIN` names another build (an
+/// older one, to see a test fail before its fix).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_instagift")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("INSTAGIFT_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_instagift").to_string())
+    })
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -143,8 +148,34 @@ impl Server {
 
     /// Starts on an existing directory and database path.
     pub fn start_on(dir: TempDir, db: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_wrapped(&[], dir, db, args, env)
+    }
+
+    /// Starts on a fresh database through `wrapper`, a command that runs
+    /// the binary given after its own arguments (e.g. `prlimit --nofile=…`,
+    /// which execs it: the child is still the server).
+    pub fn start_through(wrapper: &[&str], args: &[&str]) -> Server {
+        let dir = TempDir::new();
+        let db = dir.0.join("test.db");
+        Self::start_wrapped(wrapper, dir, db, args, &[])
+    }
+
+    fn start_wrapped(
+        wrapper: &[&str],
+        dir: TempDir,
+        db: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let stderr_log = dir.0.join("stderr.log");
-        let mut cmd = Command::new(bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(bin());
+                cmd
+            }
+            None => Command::new(bin()),
+        };
         cmd.arg("--db")
             .arg(&db)
             .args(["serve", "--listen", "127.0.0.1:0"])

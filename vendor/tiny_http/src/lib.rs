@@ -91,28 +91,25 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
-
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
+use std::io::Write;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use client::ClientConnection;
 use connection::Connection;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use request::{ReadWrite, Request};
+pub use request::{BodyError, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
@@ -121,9 +118,54 @@ mod common;
 mod connection;
 mod request;
 mod response;
-mod ssl;
 mod test;
 mod util;
+
+/// Most header fields a request may have (431 past it).
+pub const MAX_HEADERS: usize = 64;
+
+/// What one client may send or hold (instagift patch; see PATCHES.md).
+/// Past a size limit the client gets 414 or 431 and the connection is
+/// closed; past a deadline it gets 408 (head) or its request is handed on
+/// with `BodyError::TooSlow` (body), or, while idle or not reading, the
+/// connection is closed.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest request line (414 past it) and header line (431).
+    pub max_line: usize,
+    /// Longest request head, request line and headers together (431).
+    pub max_head: usize,
+    /// Longest body; a longer one is handed on with `BodyError::TooLarge`
+    /// and not read.
+    pub max_body: usize,
+    /// How long a connection may wait for its next request.
+    pub idle: Duration,
+    /// How long a request head may take from its first byte.
+    pub head_deadline: Duration,
+    /// How long a body may take after its head.
+    pub body_deadline: Duration,
+    /// How long writing one answer may take.
+    pub write_deadline: Duration,
+    /// Most connections open at once; past it a new one gets 503 and is
+    /// closed.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        let timeout = Duration::from_secs(10);
+        Limits {
+            max_line: 8 * 1024,
+            max_head: 16 * 1024,
+            max_body: 1024 * 1024,
+            idle: timeout,
+            head_deadline: timeout,
+            body_deadline: timeout,
+            write_deadline: timeout,
+            max_connections: 1000,
+        }
+    }
+}
 
 /// The main class of this library.
 ///
@@ -131,8 +173,7 @@ mod util;
 ///  part of all the client's connections. Requests that have already been returned by
 ///  the `recv()` function will not close and the responses will be transferred to the client.
 pub struct Server {
-    // should be false as long as the server exists
-    // when set to true, all the subtasks will close within a few hundreds ms
+    // set when the server is dropped: the accept loop ends
     close: Arc<AtomicBool>,
 
     // queue for messages received by child threads
@@ -175,18 +216,20 @@ pub struct ServerConfig {
     /// The addresses to try to listen to.
     pub addr: ConfigListenAddr,
 
-    /// If `Some`, then the server will use SSL to encode the communications.
+    /// Must be `None`: TLS support was removed from this copy (PATCHES.md).
     pub ssl: Option<SslConfig>,
 }
 
-/// Configuration of the server for SSL.
+/// Kept for the signature of `from_listener`; TLS is not supported.
 #[derive(Debug, Clone)]
 pub struct SslConfig {
-    /// Contains the public certificate to send to clients.
     pub certificate: Vec<u8>,
-    /// Contains the ultra-secret private key used to decode communications.
     pub private_key: Vec<u8>,
 }
+
+/// Back-off of the accept loop while the process is out of file
+/// descriptors or memory: from the first to the last, doubling.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(500));
 
 impl Server {
     /// Shortcut for a simple server on a specific address.
@@ -198,22 +241,6 @@ impl Server {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
             ssl: None,
-        })
-    }
-
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
         })
     }
 
@@ -235,120 +262,37 @@ impl Server {
         Self::from_listener(listener, config.ssl)
     }
 
-    /// Builds a new server using the specified TCP listener.
-    ///
-    /// This is useful if you've constructed TcpListener using some less usual method
-    /// such as from systemd. For other cases, you probably want the `new()` function.
+    /// Builds a new server using the specified listener, with the default
+    /// `Limits`.
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        if ssl_config.is_some() {
+            return Err("TLS support was removed from this copy of tiny_http".into());
+        }
+        Self::with_limits(listener, Limits::default())
+    }
+
+    /// Builds a new server using the specified listener and limits.
+    pub fn with_limits<L: Into<Listener>>(
+        listener: L,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
+        let local_addr = listener.local_addr()?;
+        log::debug!("Server listening on {}", local_addr);
 
-        // building the TcpListener
-        let (server, local_addr) = {
-            let local_addr = listener.local_addr()?;
-            log::debug!("Server listening on {}", local_addr);
-            (listener, local_addr)
-        };
-
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
-        };
-
-        // creating a task where server.accept() is continuously called
-        // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
+        let watch = Watch {
+            close: close_trigger.clone(),
+            messages: messages.clone(),
+        };
+        thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || accept_loop(listener, limits, watch))?;
 
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
-                }
-            }
-            log::debug!("Terminating accept thread");
-        });
-
-        // result
         Ok(Server {
             messages,
             close: close_trigger,
@@ -368,12 +312,6 @@ impl Server {
     #[inline]
     pub fn server_addr(&self) -> ListenAddr {
         self.listening_addr.clone()
-    }
-
-    /// Returns the number of clients currently connected to the server.
-    pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -420,7 +358,7 @@ impl Iterator for IncomingRequests<'_> {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.close.store(true, Relaxed);
+        self.close.store(true, SeqCst);
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
@@ -442,4 +380,137 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// Reports the end of the accept loop, unless the server is closing: then
+/// nothing will be accepted any more, and `recv` says so with an error (the
+/// application should exit and be restarted).
+struct Watch {
+    close: Arc<AtomicBool>,
+    messages: Arc<MessagesQueue<Message>>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.close.load(SeqCst) {
+            let why = if thread::panicking() {
+                "the accept thread panicked"
+            } else {
+                "the listener failed"
+            };
+            self.messages
+                .push(IoError::new(IoErrorKind::Other, why).into());
+        }
+    }
+}
+
+/// Counts an open connection while alive.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Accepts connections until the server closes, each on a thread of the
+/// pool. instagift patch: upstream ended at the first accept error and
+/// panicked when the process ran out of file descriptors (see PATCHES.md).
+fn accept_loop(listener: Listener, limits: Limits, watch: Watch) {
+    let limits = Arc::new(limits);
+    let open = Arc::new(AtomicUsize::new(0));
+    let pool = util::TaskPool::new();
+    let mut backoff = ACCEPT_BACKOFF.0;
+    while !watch.close.load(SeqCst) {
+        let (conn, addr) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) => match accept_error(&e) {
+                AcceptError::Retry => continue,
+                AcceptError::Wait => {
+                    log::error!("Error accepting new client: {}; waiting {:?}", e, backoff);
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                    continue;
+                }
+                AcceptError::Fatal => {
+                    log::error!("Error accepting new client: {}", e);
+                    return;
+                }
+            },
+        };
+        backoff = ACCEPT_BACKOFF.0;
+        if open.fetch_add(1, SeqCst) >= limits.max_connections {
+            open.fetch_sub(1, SeqCst);
+            refuse(conn);
+            continue;
+        }
+        // Dropped with the task, run or not (a thread that cannot be
+        // started drops it): the count and the socket go with it.
+        let counted = Open(open.clone());
+        let (limits, messages) = (limits.clone(), watch.messages.clone());
+        let mut task = Some((conn, counted));
+        pool.spawn(Box::new(move || {
+            if let Some((conn, _counted)) = task.take() {
+                // A bug in one connection must not take the thread's pool
+                // down with it.
+                let served = catch_unwind(AssertUnwindSafe(|| {
+                    client::serve(conn, addr, &limits, &messages)
+                }));
+                if served.is_err() {
+                    log::error!("a connection thread panicked");
+                }
+            }
+        }));
+    }
+}
+
+enum AcceptError {
+    /// Nothing wrong with the listener: accept again at once.
+    Retry,
+    /// Out of file descriptors or memory: accept again after a pause.
+    Wait,
+    /// The listener is broken.
+    Fatal,
+}
+
+fn accept_error(e: &IoError) -> AcceptError {
+    match e.kind() {
+        // The listener's own timeout (inherited socket options), a signal,
+        // or a client that gave up before it was accepted.
+        IoErrorKind::WouldBlock
+        | IoErrorKind::TimedOut
+        | IoErrorKind::Interrupted
+        | IoErrorKind::ConnectionAborted
+        | IoErrorKind::ConnectionReset => return AcceptError::Retry,
+        _ => {}
+    }
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => AcceptError::Wait,
+        // accept(2): network errors of the new connection, to be treated
+        // like EAGAIN.
+        Some(
+            libc::EPROTO
+            | libc::EPERM
+            | libc::ENETDOWN
+            | libc::ENOPROTOOPT
+            | libc::EHOSTDOWN
+            | libc::ENONET
+            | libc::EHOSTUNREACH
+            | libc::EOPNOTSUPP
+            | libc::ENETUNREACH,
+        ) => AcceptError::Retry,
+        _ => AcceptError::Fatal,
+    }
+}
+
+/// Answers 503 to a connection over the cap and closes it, without ever
+/// blocking the accept loop (if the answer does not fit, it is lost).
+fn refuse(mut conn: Connection) {
+    let _ = conn.set_nonblocking(true);
+    let _ = conn.write_all(&client::error_answer(
+        503,
+        "Service Unavailable",
+        "Too many connections; try again shortly",
+    ));
+    let _ = conn.shutdown(Shutdown::Write);
 }

@@ -254,9 +254,18 @@ where
     {
         let header = header.into();
 
+        // instagift patch: `Connection: close` is kept (once), so that an
+        // application can end the connection after its answer; any other
+        // `Connection` value is still ignored.
+        if header.field.equiv("Connection") {
+            if header.value.as_str().eq_ignore_ascii_case("close") && !self.closes() {
+                self.headers.push(header);
+            }
+            return;
+        }
+
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
-            || header.field.equiv("Trailer")
+        if header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
         {
@@ -466,6 +475,11 @@ where
     /// Retrieves the current list of `Response` headers
     pub fn headers(&self) -> &[Header] {
         &self.headers
+    }
+
+    /// True if the response carries `Connection: close`.
+    pub fn closes(&self) -> bool {
+        self.headers.iter().any(|h| h.field.equiv("Connection"))
     }
 }
 

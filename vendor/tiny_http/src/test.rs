@@ -1,4 +1,5 @@
-use crate::{request::new_request, HTTPVersion, Header, HeaderField, Method, Request};
+use crate::request::{new_request, Reply};
+use crate::{HTTPVersion, Header, HeaderField, Method, Request};
 use ascii::AsciiString;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -42,8 +43,6 @@ use std::str::FromStr;
 pub struct TestRequest {
     body: &'static str,
     remote_addr: SocketAddr,
-    // true if HTTPS, false if HTTP
-    secure: bool,
     method: Method,
     path: String,
     http_version: HTTPVersion,
@@ -64,17 +63,21 @@ impl From<TestRequest> for Request {
                 value: AsciiString::from_ascii(mock.body.len().to_string()).unwrap(),
             });
         }
+        let body = mock.body.as_bytes().to_vec();
+        let len = body.len();
+        // Nobody reads the answer: its receiver is dropped at once.
+        let (to, _) = std::sync::mpsc::channel();
         new_request(
-            mock.secure,
             mock.method,
             mock.path,
             mock.http_version,
             mock.headers,
             Some(mock.remote_addr),
-            mock.body.as_bytes(),
-            std::io::sink(),
+            body,
+            Some(len),
+            None,
+            Reply::new(false, to),
         )
-        .unwrap()
     }
 }
 
@@ -83,7 +86,6 @@ impl Default for TestRequest {
         TestRequest {
             body: "",
             remote_addr: "127.0.0.1:23456".parse().unwrap(),
-            secure: false,
             method: Method::Get,
             path: "/".to_string(),
             http_version: HTTPVersion::from((1, 1)),
@@ -102,10 +104,6 @@ impl TestRequest {
     }
     pub fn with_remote_addr(mut self, remote_addr: SocketAddr) -> Self {
         self.remote_addr = remote_addr;
-        self
-    }
-    pub fn with_https(mut self) -> Self {
-        self.secure = true;
         self
     }
     pub fn with_method(mut self, method: Method) -> Self {

@@ -84,7 +84,10 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // instagift patch: a thread that cannot be started (out of memory
+        // or of the process's thread limit) drops its task, and with it the
+        // connection, instead of panicking in the accept loop (PATCHES.md).
+        let started = thread::Builder::new().name("connection".into()).spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -128,6 +131,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = started {
+            log::error!("cannot start a connection thread: {}", e);
+        }
     }
 }
 
