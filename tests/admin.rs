@@ -1,7 +1,8 @@
-//! The admin page over HTTP (API §7): the operator password and login
-//! (right, wrong, throttled), the session cookie's flags, the CSRF header,
-//! 401 without a session, and every screen's calls with exact figures:
-//! catalog, issue, point of sale, certificate detail, lists, CSV, backup.
+//! The admin page over HTTP (see docs/reference.md, Admin API): the operator
+//! password and login (right, wrong, throttled), the session cookie's flags,
+//! the CSRF header, 401 without a session, and every screen's calls with exact
+//! figures: catalog, issue, point of sale, certificate detail, lists, CSV,
+//! backup.
 
 mod common;
 

@@ -8,10 +8,10 @@
 //! does not exist), 403 (the endpoint is for the other kind of account) or
 //! 401, and the database must be byte-for-byte unchanged afterwards.
 //!
-//! The idempotency tests check §5's `Idempotency-Key`: a repeat replays the
-//! first answer without doing the work again, a different body is a 409,
-//! keys are scoped per principal, over-long keys are refused, and eight
-//! concurrent repeats redeem once.
+//! The idempotency tests check `Idempotency-Key` (see docs/reference.md,
+//! Idempotency): a repeat replays the first answer without doing the work
+//! again, a different body is a 409, keys are scoped per principal, over-long
+//! keys are refused, and eight concurrent repeats redeem once.
 
 mod common;
 
@@ -288,7 +288,8 @@ fn strangers_and_other_merchants_cannot_see_or_touch_anything() {
         ("X-Merchant-Key".into(), a.merchant.key.clone()),
         ("X-Merchant-Secret".into(), b.merchant.secret.clone()),
     ];
-    // Even the rightful owners' credentials together are a 400 (§2).
+    // Even the rightful owners' credentials together are a 400 (see
+    // docs/reference.md, Authentication).
     let mixed: Headers = uh.iter().chain(ah.iter()).cloned().collect();
     // (who, headers, kind of caller)
     let callers: [(&'static str, &Headers, &str); 6] = [
@@ -1160,8 +1161,8 @@ fn keyed_issue_repeat_replays_even_after_its_expiry_has_passed() {
     s.check_passes();
 }
 
-/// §5: "the same key with a different body gets 409" -- also when the
-/// different body would not pass validation.
+/// docs/reference.md, Idempotency: the same key with a different request is a
+/// 409 -- also when the different body would not pass validation.
 #[test]
 fn reused_key_with_a_different_invalid_body_is_a_conflict() {
     let s = Server::start();

@@ -2,7 +2,8 @@ mod common;
 
 // Foundation integration tests over HTTP against the real binary: users,
 // tokens, passwords, support tickets, the merchant catalog, the wire format,
-// idempotency and graceful shutdown (API.md §1–3 and the catalog part of §6).
+// idempotency and graceful shutdown (see docs/reference.md: Wire format,
+// Authentication, Idempotency, and the catalog part of Endpoints).
 
 use common::{Merchant, Resp, Server, User};
 use serde_json::{json, Value};
@@ -1844,8 +1845,8 @@ fn unknown_paths_get_404_in_the_errors_format() {
 fn wrong_method_gets_405_with_allow() {
     let s = Server::start();
     let shop = common::shop(&s, "Shop", true);
-    // The sets are the contract's: /v2/users is POST (sign-up, §3) and GET
-    // (a merchant's customers, §6).
+    // The sets are the contract's: /v2/users is POST (sign-up) and GET (a
+    // merchant's customers); see docs/reference.md, Endpoints.
     let cases = [
         ("DELETE", "/v2/users".to_string(), vec!["GET", "POST"]),
         ("PATCH", "/v2/users".to_string(), vec!["GET", "POST"]),

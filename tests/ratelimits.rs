@@ -1,6 +1,6 @@
-//! Rate limits (API §8): headers on every answer, 429 with Retry-After at
-//! the budget, and the small budgets for failed logins, password resets and
-//! claim-code misses, per client IP and per target.
+//! Rate limits (see docs/reference.md, Rate limits): headers on every answer,
+//! 429 with Retry-After at the budget, and the small budgets for failed logins,
+//! password resets and claim-code misses, per client IP and per target.
 
 mod common;
 

@@ -1,5 +1,6 @@
-//! The operator's admin page (API §7): the page itself, embedded from
-//! `static/`, at `/admin/`, and the JSON API it talks to at `/admin/api/…`.
+//! The operator's admin page (see docs/reference.md, Admin API): the page
+//! itself, embedded from `static/`, at `/admin/`, and the JSON API it talks to
+//! at `/admin/api/…`.
 //!
 //! The web router hands every path under `/admin` to [`handle`], which
 //! routes the rest here, so the whole admin surface lives in this module.

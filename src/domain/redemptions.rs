@@ -105,12 +105,12 @@ pub struct RedeemRequest<'a> {
 /// Redeems a certificate. Returns the redemption and, after a partial
 /// redemption of a splittable certificate, the balance certificate.
 ///
-/// The rules (API §5): the whole value by default; a smaller amount of a
-/// splittable certificate lowers its face to the amount, redeems it, and
-/// puts the rest on a new certificate for the same owner; a smaller amount
-/// of an unsplittable one redeems the whole value; more than the value is
-/// refused. After expiry the certificate is worth only its paid value: the
-/// unpaid part is written off (`expire`) first.
+/// The rules (see docs/reference.md, Money: Redemptions): the whole value by
+/// default; a smaller amount of a splittable certificate lowers its face to the
+/// amount, redeems it, and puts the rest on a new certificate for the same
+/// owner; a smaller amount of an unsplittable one redeems the whole value; more
+/// than the value is refused. After expiry the certificate is worth only its
+/// paid value: the unpaid part is written off (`expire`) first.
 pub fn redeem(
     db: &Connection,
     actor: Actor,

@@ -38,10 +38,10 @@ fn non_empty<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Resolves the caller from the §2 headers. Partial, wrong or expired
-/// credentials are 401; user and merchant credentials together are 400.
-/// A user token's use is recorded through `writer` (at most hourly), for
-/// its idle expiry.
+/// Resolves the caller from the credential headers (see docs/reference.md,
+/// Authentication). Partial, wrong or expired credentials are 401; user and
+/// merchant credentials together are 400. A user token's use is recorded
+/// through `writer` (at most hourly), for its idle expiry.
 pub fn authenticate(
     db: &Connection,
     writer: &Writer,

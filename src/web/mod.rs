@@ -25,7 +25,7 @@ use std::sync::Arc;
 /// What every handler can reach: the writer and the settings.
 pub struct App {
     pub writer: Arc<Writer>,
-    /// Rate limits (API §8).
+    /// Rate limits (see docs/reference.md, Rate limits).
     pub limiter: Limiter,
     /// The public base URL used in emails and QR links.
     pub public_url: String,

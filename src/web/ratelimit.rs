@@ -1,4 +1,5 @@
-//! Rate limits (API §8): fixed windows per key, in memory.
+//! Rate limits (see docs/reference.md, Rate limits): fixed windows per key, in
+//! memory.
 //!
 //! Every request is charged to its caller's general budget (merchant, user,
 //! or client IP for public calls) and every answer carries `RateLimit-Limit`,
