@@ -306,7 +306,8 @@ impl Fields {
         }
     }
 
-    /// An optional list of strings, each at most `max` characters.
+    /// An optional list of at most 100 strings, each at most `max`
+    /// characters; a longer list is refused, never cut.
     pub fn text_list(&mut self, name: &str, max: usize) -> Option<Vec<String>> {
         let v = self.raw(name)?.clone();
         let list = v.as_array().and_then(|items| {
@@ -325,7 +326,13 @@ impl Fields {
                 format!("{name} must be a list of strings of at most {max} characters"),
             );
         }
-        list.filter(|l| l.len() <= 100)
+        match list {
+            Some(l) if l.len() > 100 => {
+                self.fail(name, format!("{name} must have at most 100 items"));
+                None
+            }
+            other => other,
+        }
     }
 
     /// Ok when no problem was recorded and every field sent was read,
