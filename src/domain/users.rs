@@ -110,27 +110,59 @@ pub fn request_verification(
     Ok(())
 }
 
+/// The two kinds of one-time token mailed to a user.
+#[derive(Clone, Copy)]
+enum OneTime {
+    Verification,
+    Reset,
+}
+
+impl OneTime {
+    /// Its table and the request field that carries it.
+    fn table_and_field(self) -> (&'static str, &'static str) {
+        match self {
+            OneTime::Verification => ("email_verifications", "verification_token"),
+            OneTime::Reset => ("password_resets", "reset_token"),
+        }
+    }
+}
+
+/// Uses a mailed token once: it must exist, be unused and unexpired. Marks
+/// it used and answers its user's id.
+fn use_once(
+    db: &Connection,
+    kind: OneTime,
+    token: &str,
+    now: i64,
+    title: &'static str,
+) -> Result<String, Refusal> {
+    let (table, field) = kind.table_and_field();
+    let digest = ids::digest(token.as_bytes());
+    let user_id: Option<String> = db
+        .prepare_cached(&format!(
+            "UPDATE {table} SET used_at = ?2
+             WHERE digest = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING user_id"
+        ))?
+        .query_row((&digest, now), |r| r.get(0))
+        .optional()?;
+    user_id.ok_or_else(|| {
+        Refusal::field(
+            title,
+            field,
+            format!("{field} is invalid, expired or already used"),
+        )
+    })
+}
+
 /// Confirms an address with its token; answers the confirmed user.
 pub fn verify_email(db: &Connection, token: &str) -> Result<User, Refusal> {
     let now = time::now();
-    let digest = ids::digest(token.as_bytes());
-    let user_id: Option<String> = db
-        .query_row(
-            "SELECT user_id FROM email_verifications WHERE digest = ?1 AND used_at IS NULL AND expires_at > ?2",
-            (&digest, now),
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(user_id) = user_id else {
-        return Err(Refusal::field(
-            "Unable to confirm email",
-            "verification_token",
-            "verification_token is invalid, expired or already used",
-        ));
-    };
-    db.execute(
-        "UPDATE email_verifications SET used_at = ?2 WHERE digest = ?1",
-        (&digest, now),
+    let user_id = use_once(
+        db,
+        OneTime::Verification,
+        token,
+        now,
+        "Unable to confirm email",
     )?;
     db.execute(
         "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?2), updated_at = ?2 WHERE id = ?1",
@@ -259,24 +291,12 @@ pub fn complete_reset(
     new_token_digest: &str,
 ) -> Result<User, Refusal> {
     let now = time::now();
-    let digest = ids::digest(reset_token.as_bytes());
-    let user_id: Option<String> = db
-        .query_row(
-            "SELECT user_id FROM password_resets WHERE digest = ?1 AND used_at IS NULL AND expires_at > ?2",
-            (&digest, now),
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(user_id) = user_id else {
-        return Err(Refusal::field(
-            "Unable to reset password",
-            "reset_token",
-            "reset_token is invalid, expired or already used",
-        ));
-    };
-    db.execute(
-        "UPDATE password_resets SET used_at = ?2 WHERE digest = ?1",
-        (&digest, now),
+    let user_id = use_once(
+        db,
+        OneTime::Reset,
+        reset_token,
+        now,
+        "Unable to reset password",
     )?;
     db.execute(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
