@@ -7,8 +7,8 @@
 
 pub mod admin;
 pub mod api;
-pub mod cli;
-pub mod config;
+pub mod args;
+pub mod commands;
 pub mod db;
 pub mod domain;
 pub mod error;

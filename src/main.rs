@@ -2,8 +2,8 @@
 //! errors to exit codes (usage 2, runtime 1).
 
 use clap::{CommandFactory, Parser};
-use instagift::config::{Cli, Command};
-use instagift::{admin, cli, log, server};
+use instagift::args::{Cli, Command};
+use instagift::{admin, commands, log, server};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -39,11 +39,11 @@ fn main() -> ExitCode {
             );
             server::run(args.db, serve)
         }
-        Command::Merchant(cmd) => cli::merchant(&args.db, &cmd),
-        Command::Admin(cmd) => admin::cli::run(&args.db, &cmd),
-        Command::Check => cli::check(&args.db),
-        Command::Backup { file } => cli::backup(&args.db, &file),
-        Command::Healthcheck { url } => cli::healthcheck(&url),
+        Command::Merchant(cmd) => commands::merchant(&args.db, &cmd),
+        Command::Admin(cmd) => admin::commands::run(&args.db, &cmd),
+        Command::Check => commands::check(&args.db),
+        Command::Backup { file } => commands::backup(&args.db, &file),
+        Command::Healthcheck { url } => commands::healthcheck(&url),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@
 //! the writer's commit. A change waiting for its fsync therefore never holds
 //! up a read, and up to `--change-threads` changes share one commit.
 
-use crate::config::ServeArgs;
+use crate::args::ServeArgs;
 use crate::db::{self, Writer};
 use crate::domain::claim_code;
 use crate::error::ApiError;

@@ -39,7 +39,7 @@
 
 mod catalog;
 mod certificates;
-pub mod cli;
+pub mod commands;
 mod people;
 mod reports;
 mod session;

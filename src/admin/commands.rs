@@ -3,7 +3,7 @@
 //! containers can set it (`echo "$PW" | instagift admin set-password`).
 
 use crate::api::users::{MAX_PASSWORD, MIN_PASSWORD};
-use crate::config::AdminCommand;
+use crate::args::AdminCommand;
 use crate::db;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;

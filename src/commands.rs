@@ -1,7 +1,7 @@
 //! The operator's subcommands other than `serve`: they open the database
 //! directly (safe beside a running server: SQLite locks, WAL, busy timeout).
 
-use crate::config::{KeyCommand, MerchantCommand};
+use crate::args::{KeyCommand, MerchantCommand};
 use crate::db;
 use crate::domain::refusal::Refusal;
 use crate::domain::{catalog, ledger, money, time};
