@@ -250,12 +250,24 @@ fn open_files_limit() -> Option<usize> {
 /// Binds the listener. Accepted connections inherit TCP_NODELAY, so answers
 /// go out at once, not after Nagle's wait for the client's delayed ACK; the
 /// connection threads set their own timeouts from `limits`.
+/// Connections the kernel may hold before we accept them.
+const LISTEN_BACKLOG: i32 = 1024;
+
 fn listen(addr: &str, limits: tiny_http::Limits) -> Result<tiny_http::Server, String> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    socket2::SockRef::from(&listener)
+    let socket = socket2::SockRef::from(&listener);
+    socket
         .set_tcp_nodelay(true)
         .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    // A deeper accept queue than std's 128: under a burst of connections
+    // (a flood, or many tills at once) a new client's SYN waits in the
+    // queue instead of being dropped and retried a second later. Listening
+    // again on a listening socket only changes its backlog (capped by the
+    // kernel's somaxconn).
+    socket
+        .listen(LISTEN_BACKLOG)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tiny_http::Server::with_limits(listener, limits)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
