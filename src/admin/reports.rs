@@ -224,7 +224,7 @@ pub fn certificates_csv(ctx: &Ctx, _: &[&str]) -> Result<Response, ApiError> {
             &[
                 c.id.clone(),
                 claim_code::display(&c.claim_code),
-                c.status.clone(),
+                c.status.to_string(),
                 c.merchant_id.clone(),
                 c.seller.clone(),
                 c.product_type.clone(),

@@ -45,7 +45,7 @@ pub fn render(c: &Certificate, public_url: &str) -> Value {
         "product_type": c.product_type,
         "claim_code": code,
         "merchant_code": claim_code::merchant_code(&c.claim_code),
-        "status": c.status,
+        "status": c.status.as_str(),
         "marked_as_printed": c.marked_as_printed,
         "can_split_value": c.can_split_value,
         "qrcode_image": format!("{public_url}/v2/claim_codes/{code}/qrcode"),

@@ -9,17 +9,7 @@ use crate::domain::{claim_code, gifts, ids, money, time, users};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row};
 
-/// Statuses in which a certificate still carries open value.
-pub const OPEN: [&str; 3] = ["pending", "assigned", "gifted"];
-/// Every status.
-pub const STATUSES: [&str; 6] = [
-    "pending",
-    "assigned",
-    "gifted",
-    "redeemed",
-    "cancelled",
-    "returned",
-];
+pub use crate::domain::status::{Status, STATUSES};
 /// Most certificates issued by one request.
 pub const MAX_QUANTITY: i64 = 100;
 
@@ -53,7 +43,7 @@ pub struct Certificate {
     pub parent_id: Option<String>,
     /// Canonical form (16 characters, no dashes).
     pub claim_code: String,
-    pub status: String,
+    pub status: Status,
     pub marked_as_printed: bool,
     pub currency: String,
     pub face_value_cents: i64,
@@ -78,7 +68,7 @@ pub struct Certificate {
 impl Certificate {
     /// True while it carries open value (pending, assigned, gifted).
     pub fn is_open(&self) -> bool {
-        OPEN.contains(&self.status.as_str())
+        self.status.is_open()
     }
 
     /// True once `expires_at` has passed.
@@ -255,7 +245,7 @@ pub struct NewCertificate<'a> {
     pub product_option_id: &'a str,
     pub user_id: Option<&'a str>,
     pub parent_id: Option<&'a str>,
-    pub status: &'a str,
+    pub status: Status,
     pub currency: &'a str,
     pub face_value_cents: i64,
     pub price_cents: i64,
@@ -416,9 +406,9 @@ pub fn issue(
         None => None,
     };
     let status = match (&req.recipient_email, &recipient) {
-        (_, Some(_)) => "assigned",
-        (Some(_), None) => "gifted",
-        (None, None) => "pending",
+        (_, Some(_)) => Status::Assigned,
+        (Some(_), None) => Status::Gifted,
+        (None, None) => Status::Pending,
     };
     let merchant = catalog::merchant(db, merchant_id)?.ok_or(Refusal::NotFound)?;
     let mut issued = Vec::new();
@@ -442,7 +432,7 @@ pub fn issue(
             None,
         )?;
         let cert = reload(db, &id)?;
-        if status == "gifted" {
+        if status == Status::Gifted {
             let email = req.recipient_email.as_deref().unwrap_or_default();
             gifts::create(
                 db,
@@ -474,7 +464,7 @@ pub fn split(
 ) -> Result<(Certificate, Certificate), Refusal> {
     let title = "Unable to split certificate";
     let mut cert = find(db, id, Actor::User(user_id))?;
-    if cert.status != "assigned" {
+    if cert.status != Status::Assigned {
         return Err(Refusal::refused(
             title,
             format!(
@@ -513,7 +503,7 @@ pub fn split(
     let child = Moved {
         face: new_face,
         paid: child_price,
-        status: "assigned",
+        status: Status::Assigned,
         owner,
         basis: None,
     };
@@ -526,7 +516,7 @@ pub fn split(
 pub struct Moved {
     pub face: i64,
     pub paid: i64,
-    pub status: &'static str,
+    pub status: Status,
     pub owner: Option<String>,
     /// The basis it inherits (a balance goes on reckoning against the sale);
     /// None: a sale of its own.
@@ -572,13 +562,18 @@ pub fn move_value(db: &Connection, cert: &mut Certificate, m: Moved) -> Result<S
 }
 
 /// The contract's refusal for a certificate that is not open.
-pub fn refusal(title: &'static str, status: &str) -> Refusal {
+pub fn refusal(title: &'static str, status: Status) -> Refusal {
     let details = match status {
-        "redeemed" => "This item has previously been redeemed",
-        "returned" => "This item has been refunded to the customer",
-        _ => "That item is not available for redemption",
+        Status::Redeemed => "This item has previously been redeemed",
+        Status::Returned => "This item has been refunded to the customer",
+        _ => return unavailable(title),
     };
     Refusal::refused(title, details)
+}
+
+/// The contract's refusal for a certificate that cannot be spent here.
+pub fn unavailable(title: &'static str) -> Refusal {
+    Refusal::refused(title, "That item is not available for redemption")
 }
 
 /// Claims a certificate by code for `user_id`: ownership moves, status
@@ -588,12 +583,12 @@ pub fn refusal(title: &'static str, status: &str) -> Refusal {
 pub fn claim(db: &Connection, code: &str, user_id: &str) -> Result<Certificate, Refusal> {
     let mut cert = find_by_code(db, code, Actor::Operator)?;
     if !cert.is_open() {
-        return Err(refusal("Unable to claim certificate", &cert.status));
+        return Err(refusal("Unable to claim certificate", cert.status));
     }
-    if cert.status == "assigned" && cert.user_id.as_deref() == Some(user_id) {
+    if cert.status == Status::Assigned && cert.user_id.as_deref() == Some(user_id) {
         return Ok(cert);
     }
-    if cert.status == "gifted" && cert.user_id.as_deref() == Some(user_id) {
+    if cert.status == Status::Gifted && cert.user_id.as_deref() == Some(user_id) {
         // The giver typing their own gift's code takes the gift back, as
         // cancelling it would: it must never show as claimed by its sender.
         gifts::take_back(db, &mut cert)?;
@@ -601,7 +596,7 @@ pub fn claim(db: &Connection, code: &str, user_id: &str) -> Result<Certificate, 
     }
     gifts::mark_claimed(db, &cert.id, user_id)?;
     cert.user_id = Some(user_id.to_string());
-    cert.status = "assigned".into();
+    cert.status = Status::Assigned;
     cert.claim_code = fresh_code(db)?;
     store(db, &cert)?;
     reload(db, &cert.id)
@@ -625,14 +620,14 @@ pub fn set_printed(
 /// email not yet sent is withdrawn.
 pub fn void(db: &Connection, id: &str, actor: Actor, kind: Kind) -> Result<Certificate, Refusal> {
     let (title, status) = match kind {
-        Kind::Cancel => ("Unable to cancel certificate", "cancelled"),
-        _ => ("Unable to return certificate", "returned"),
+        Kind::Cancel => ("Unable to cancel certificate", Status::Cancelled),
+        _ => ("Unable to return certificate", Status::Returned),
     };
     let mut cert = find(db, id, actor)?;
     if !cert.is_open() {
-        let details = match cert.status.as_str() {
-            "redeemed" => "This item has previously been redeemed",
-            "returned" => "This item has been refunded to the customer",
+        let details = match cert.status {
+            Status::Redeemed => "This item has previously been redeemed",
+            Status::Returned => "This item has been refunded to the customer",
             _ => "This item has been cancelled",
         };
         return Err(Refusal::refused(title, details));
@@ -649,7 +644,7 @@ pub fn void(db: &Connection, id: &str, actor: Actor, kind: Kind) -> Result<Certi
         },
     )?;
     gifts::withdraw_open(db, &cert.id)?;
-    cert.status = status.into();
+    cert.status = status;
     store(db, &cert)?;
     reload(db, id)
 }

@@ -1,6 +1,6 @@
 //! Gifts: a certificate sent to someone by email, claimed with its code.
 
-use crate::domain::certificates::{self, Actor, Certificate};
+use crate::domain::certificates::{self, Actor, Certificate, Status};
 use crate::domain::refusal::Refusal;
 use crate::domain::{claim_code, ids, money, outbox, time};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -208,7 +208,7 @@ pub fn give(
     public_url: &str,
 ) -> Result<Gift, Refusal> {
     let mut cert = certificates::find(db, cert_id, Actor::User(user_id))?;
-    if cert.status != "assigned" {
+    if cert.status != Status::Assigned {
         return Err(Refusal::refused(
             "Unable to create gift",
             format!(
@@ -228,7 +228,7 @@ pub fn give(
         }
     }
     let gift = create(db, &cert, Some(user_id), input, public_url)?;
-    cert.status = "gifted".into();
+    cert.status = Status::Gifted;
     certificates::store(db, &cert)?;
     Ok(gift)
 }
@@ -279,7 +279,7 @@ pub fn cancel(db: &Connection, gift_id: &str, user_id: &str) -> Result<(), Refus
         ));
     }
     let mut cert = certificates::reload(db, &gift.certificate_id)?;
-    if cert.status != "gifted" || cert.user_id.as_deref() != Some(user_id) {
+    if cert.status != Status::Gifted || cert.user_id.as_deref() != Some(user_id) {
         return Err(Refusal::refused(
             "Unable to cancel gift",
             "This gift can no longer be cancelled",
@@ -293,7 +293,7 @@ pub fn cancel(db: &Connection, gift_id: &str, user_id: &str) -> Result<(), Refus
 /// the emailed one no longer works.
 pub fn take_back(db: &Connection, cert: &mut Certificate) -> Result<(), Refusal> {
     withdraw_open(db, &cert.id)?;
-    cert.status = "assigned".into();
+    cert.status = Status::Assigned;
     cert.claim_code = certificates::fresh_code(db)?;
     certificates::store(db, cert)?;
     Ok(())

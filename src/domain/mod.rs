@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod password;
 pub mod redemptions;
 pub mod refusal;
+pub mod status;
 pub mod tickets;
 pub mod time;
 pub mod users;

@@ -2,7 +2,9 @@
 //! undoing a mistaken one the same day.
 
 use crate::domain::catalog;
-use crate::domain::certificates::{self, refusal, Actor, Certificate, Moved, NewCertificate};
+use crate::domain::certificates::{
+    self, refusal, Actor, Certificate, Moved, NewCertificate, Status,
+};
 use crate::domain::ledger::{self, Kind};
 use crate::domain::refusal::Refusal;
 use crate::domain::{gifts, ids, money, time};
@@ -121,11 +123,11 @@ pub fn redeem(
         Target::Code(code) => certificates::find_by_code(db, code, actor)?,
     };
     if !cert.is_open() {
-        return Err(refusal(TITLE, &cert.status));
+        return Err(refusal(TITLE, cert.status));
     }
     if let Actor::User(_) = actor {
-        if cert.status != "assigned" {
-            return Err(refusal(TITLE, "unavailable"));
+        if cert.status != Status::Assigned {
+            return Err(certificates::unavailable(TITLE));
         }
         if cert.is_print_only {
             return Err(Refusal::refused(
@@ -138,7 +140,7 @@ pub fn redeem(
     let now = time::now();
     if cert.is_expired(now) {
         if cert.price_cents == 0 {
-            return Err(refusal(TITLE, "unavailable"));
+            return Err(certificates::unavailable(TITLE));
         }
         let unpaid = cert.face_value_cents - cert.price_cents;
         if unpaid > 0 {
@@ -177,11 +179,11 @@ pub fn redeem(
     let redemption_id = ids::new_id();
     let mut balance_id = None;
     if amount < face {
-        let (status, owner) = match cert.status.as_str() {
-            "assigned" => ("assigned", cert.user_id.clone()),
+        let (status, owner) = match cert.status {
+            Status::Assigned => (Status::Assigned, cert.user_id.clone()),
             // A pending or gifted certificate spent at the till: the balance
             // goes to whoever holds the new code, printed on the receipt.
-            _ => ("pending", None),
+            _ => (Status::Pending, None),
         };
         let basis = (cert.basis_face_cents, cert.basis_price_cents);
         let balance = Moved {
@@ -197,7 +199,7 @@ pub fn redeem(
     // Only an assigned certificate's redemption is its owner's. A gifted or
     // pending one is spent by whoever holds the code: the giver must neither
     // see it nor get its reversal (which would pay them the gift back).
-    let user_id = (cert.status == "assigned")
+    let user_id = (cert.status == Status::Assigned)
         .then(|| cert.user_id.clone())
         .flatten();
     db.prepare_cached(
@@ -220,11 +222,11 @@ pub fn redeem(
             redemption_id: Some(&redemption_id),
         },
     )?;
-    if cert.status == "gifted" {
+    if cert.status == Status::Gifted {
         // Spent at the till before the gift email went out: withdraw it.
         gifts::withdraw_open(db, &cert.id)?;
     }
-    cert.status = "redeemed".into();
+    cert.status = Status::Redeemed;
     certificates::store(db, &cert)?;
     let balance = match balance_id {
         Some(id) => Some(certificates::reload(db, &id)?),
@@ -285,9 +287,9 @@ pub fn reverse(
         ));
     }
     let status = if r.user_id.is_some() {
-        "assigned"
+        Status::Assigned
     } else {
-        "pending"
+        Status::Pending
     };
     let new_id = certificates::insert(
         db,
