@@ -391,7 +391,17 @@ fn split_divides_face_and_price() {
         json!({"face_value_cents": "1"}),
     );
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.body["certificates"][0]["face_value_cents"], 7499);
+    // Against the sale (10000 for 5000), 7499 left keeps
+    // 5000 - floor(5000 × 2501 / 10000) = 3750 paid, so the one-cent child
+    // carries no paid value and the parent keeps all of its 3750.
+    let figures = |v: &Value| {
+        (
+            v["face_value_cents"].as_i64().unwrap(),
+            v["price_cents"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(figures(&r.body["certificates"][0]), (7499, 3750));
+    assert_eq!(figures(&r.body["certificates"][1]), (1, 0));
     // Unsplittable products refuse.
     let fixed = common::shop(&s, "Fixed", false);
     let f = issue_to(&s, &fixed, &ann);
@@ -523,16 +533,34 @@ fn refusals_cancel_return_and_print_only() {
         .status,
         404
     );
-    assert_eq!(
-        redeem_code(
-            &s,
-            &shop.merchant,
-            &code(&p),
-            json!({"amount_to_redeem_cents": 1})
-        )
-        .status,
-        201
+    let r = redeem_code(
+        &s,
+        &shop.merchant,
+        &code(&p),
+        json!({"amount_to_redeem_cents": 1}),
     );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // One cent of a 10000 sold for 5000: floor(5000 × 1 / 10000) = 0 paid
+    // is spent; the balance keeps 9999 face and all 5000 paid, and stays
+    // pending (whoever holds the receipt's new code may claim it).
+    let red = r.first("redemptions");
+    assert_eq!(
+        (
+            red["amount_cents"].as_i64(),
+            red["amount_paid_cents"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    let balance = &r.body["linked"]["certificates"][0];
+    assert_eq!(
+        (
+            balance["face_value_cents"].as_i64(),
+            balance["price_cents"].as_i64()
+        ),
+        (Some(9999), Some(5000))
+    );
+    assert_eq!(balance["status"], "pending");
+    assert_eq!(balance["links"]["user"], Value::Null);
 
     // Print-only products cannot be redeemed by the user.
     let r = s.put(
@@ -548,10 +576,20 @@ fn refusals_cancel_return_and_print_only() {
         json!({}),
     );
     assert_eq!(r.status, 400, "{}", r.text);
+    let r = redeem_code(&s, &shop.merchant, &code(&c), json!({}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    // At the till the whole value goes, and with it the whole price.
+    let red = r.first("redemptions");
     assert_eq!(
-        redeem_code(&s, &shop.merchant, &code(&c), json!({})).status,
-        201
+        (
+            red["amount_cents"].as_i64(),
+            red["amount_paid_cents"].as_i64()
+        ),
+        (Some(10000), Some(5000))
     );
+    assert!(r.body.get("linked").is_none(), "{}", r.text);
+    let after = s.get(&format!("/v2/certificates/{}", id(&c)), &h);
+    assert_eq!(after.first("certificates")["status"], "redeemed");
 
     // A typo in a claim code is caught before any lookup; an unknown code is 404.
     let mut typo = code(&c).into_bytes();
@@ -972,10 +1010,10 @@ fn lists_filter_and_paginate() {
     let s = Server::start();
     let shop = shop(&s, "Shop", true);
     let ann = s.user("ann@example.com");
-    for _ in 0..3 {
-        issue_to(&s, &shop, &ann);
-    }
-    issue(&s, &shop.merchant, &shop.option_id, json!({"quantity": 2}));
+    let mut made: Vec<Value> = (0..3).map(|_| issue_to(&s, &shop, &ann)).collect();
+    let r = issue(&s, &shop.merchant, &shop.option_id, json!({"quantity": 2}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    made.extend(r.body["certificates"].as_array().unwrap().iter().cloned());
     let h = shop.merchant.headers();
     let r = s.get("/v2/certificates?per_page=2&page=2", &h);
     assert_eq!(r.status, 200);
@@ -1024,17 +1062,18 @@ fn lists_filter_and_paginate() {
         .body["meta"]["total_count"],
         5
     );
-    // Newest first.
+    // Newest first: the five were made within a second or two and
+    // `created_at` has one-second resolution, so the whole order (ties
+    // broken by insertion) is compared, not just the timestamps.
     let all = s.get("/v2/certificates", &h);
-    let first_created = all.body["certificates"][0]["created_at"]
-        .as_str()
+    let listed: Vec<String> = all.body["certificates"]
+        .as_array()
         .unwrap()
-        .to_string();
-    let last_created = all.body["certificates"][4]["created_at"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(first_created >= last_created);
+        .iter()
+        .map(id)
+        .collect();
+    let newest_first: Vec<String> = made.iter().rev().map(id).collect();
+    assert_eq!(listed, newest_first);
     // The user's own list and per-user path.
     assert_eq!(
         s.get("/v2/certificates", &ann.headers()).body["meta"]["total_count"],
@@ -1084,8 +1123,11 @@ fn lists_filter_and_paginate() {
     let by_code = s.get(&format!("/v2/claim_code/{}", code(c)), &h);
     assert_eq!(by_code.status, 200);
     assert!(by_code.first("certificates").get("merchant").is_none());
-    // Every link template points at a route that exists.
-    for (_, template) in one.body["links"].as_object().unwrap() {
+    // Every link template points at a route that exists and answers the
+    // merchant who owns the certificate.
+    let templates = one.body["links"].as_object().unwrap();
+    assert!(!templates.is_empty(), "{}", one.text);
+    for (name, template) in templates {
         let path = template.as_str().unwrap();
         let concrete = path
             .replace("{certificates.user}", &ann.id)
@@ -1093,7 +1135,9 @@ fn lists_filter_and_paginate() {
             .replace("{certificates.merchant}", &shop.merchant.id)
             .replace("{certificates.product}", &shop.product_id)
             .replace("{certificates.product_option}", &shop.option_id);
-        assert_ne!(s.get(&concrete, &h).status, 404, "{concrete}");
+        assert!(!concrete.contains('{'), "{name}: {concrete}");
+        let r = s.get(&concrete, &h);
+        assert_eq!(r.status, 200, "{name}: {concrete}: {}", r.text);
     }
 }
 
