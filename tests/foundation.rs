@@ -222,6 +222,16 @@ fn wait_exit(s: &mut Server, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// Polls `ready` until it holds; fails after five seconds.
+#[track_caller]
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn location_body(name: &str) -> Value {
     json!({"location": {"name": name, "address1": "1 Main St", "city": "Boston"}})
 }
@@ -2080,10 +2090,15 @@ fn in_flight_signup_survives_sigint(padding: usize) {
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&body.as_bytes()[..half]).unwrap();
     stream.flush().unwrap();
+    // Nothing outside the server shows that it has read the head and now
+    // waits for the body, so this one pause stays; the shutdown below is
+    // awaited on its log line instead.
     std::thread::sleep(Duration::from_millis(300));
 
     sigint(&s);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for("the server to begin shutting down", || {
+        s.log().contains("shutting down")
+    });
     stream.write_all(&body.as_bytes()[half..]).unwrap();
     stream.flush().unwrap();
 
