@@ -1144,10 +1144,37 @@ fn users_tickets_and_the_outbox() {
             [&mail_id],
         )
         .unwrap();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let before = unix_now();
     let r = a.ok(a.post(&format!("/outbox/{mail_id}/resend"), json!({})), 200);
+    let after = unix_now();
     let resent = r.first("outbox_messages");
     assert_eq!(resent["status"], "queued");
-    assert_ne!(resent["next_attempt_at"], "1970-01-01T00:00:00Z");
+    // Brought forward to now: not left at 0, not null, not in the future.
+    let next: Option<i64> = s
+        .sql()
+        .query_row(
+            "SELECT next_attempt_at FROM outbox WHERE id = ?1",
+            [&mail_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let next = next.expect("next_attempt_at set");
+    assert!(
+        (before..=after).contains(&next),
+        "{next} not in {before}..={after}"
+    );
+    assert!(
+        resent["next_attempt_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{resent}"
+    );
     s.sql()
         .execute(
             "UPDATE outbox SET status = 'cancelled' WHERE id = ?1",
