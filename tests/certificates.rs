@@ -645,6 +645,16 @@ fn expired_certificate_is_worth_its_paid_value() {
         ),
         (Some(3000), Some(3000))
     );
+    // First the unpaid 5000 was written off, once, paid value untouched.
+    let write_offs: Vec<(i64, i64)> = s
+        .sql()
+        .prepare("SELECT face_delta, paid_delta FROM ledger WHERE kind = 'expire' AND certificate_id = ?1")
+        .unwrap()
+        .query_map([id(&c)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(write_offs, vec![(-5000, 0)]);
     // A giveaway (nothing paid) past expiry is not available.
     let r = issue(
         &s,
@@ -1209,4 +1219,114 @@ fn the_expanded_view_follows_catalog_changes() {
         s.get(&path, &h).first("certificates")["product_option"]["count"],
         6
     );
+}
+
+/// The status of the email queued for `gift`.
+fn gift_mail_status(s: &Server, gift: &Value) -> String {
+    s.sql()
+        .query_row(
+            "SELECT status FROM outbox WHERE gift_id = ?1",
+            [id(gift)],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn voiding_a_gifted_certificate_withdraws_its_email() {
+    let s = Server::start();
+    let shop = shop(&s, "Shop", true);
+    let ann = s.user("ann@example.com");
+    let h = shop.merchant.headers();
+    for action in ["cancellations", "returns"] {
+        let c = issue_to(&s, &shop, &ann);
+        let r = s.post(
+            &format!("/v2/certificates/{}/gifts", id(&c)),
+            &ann.headers(),
+            json!({"gift": {"sender_name": "Ann", "recipient_email": "bob@example.com", "send_date": "2099-01-01"}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        let gift = r.first("gifts").clone();
+        assert_eq!(gift_mail_status(&s, &gift), "queued");
+        let r = s.post(
+            &format!("/v2/certificates/{}/{action}", id(&c)),
+            &h,
+            json!({}),
+        );
+        assert_eq!(r.status, 201, "{action}: {}", r.text);
+        // The code in that email no longer holds: it must never go out.
+        assert_eq!(gift_mail_status(&s, &gift), "cancelled", "{action}");
+    }
+    s.check_passes();
+}
+
+#[test]
+fn closed_expired_and_unowned_certificates_are_refused() {
+    let s = Server::start();
+    let shop = shop(&s, "Shop", true);
+    let ann = s.user("ann@example.com");
+    let h = shop.merchant.headers();
+    // A redeemed certificate cannot be cancelled or returned.
+    let c = issue_to(&s, &shop, &ann);
+    assert_eq!(
+        redeem_code(&s, &shop.merchant, &code(&c), json!({})).status,
+        201
+    );
+    for action in ["cancellations", "returns"] {
+        let r = s.post(
+            &format!("/v2/certificates/{}/{action}", id(&c)),
+            &h,
+            json!({}),
+        );
+        assert_eq!(
+            (r.status, r.error_details()),
+            (400, "This item has previously been redeemed"),
+            "{action}"
+        );
+    }
+    let split = |cert: &Value| {
+        s.post(
+            &format!("/v2/certificates/{}/certificates", id(cert)),
+            &ann.headers(),
+            json!({"new_face_value_cents": 1000}),
+        )
+    };
+    // An expired one cannot be split.
+    let e = issue_to(&s, &shop, &ann);
+    s.sql()
+        .execute(
+            "UPDATE certificates SET expires_at = 1000 WHERE id = ?1",
+            [id(&e)],
+        )
+        .unwrap();
+    let r = split(&e);
+    assert_eq!(
+        (r.status, r.error_details()),
+        (400, "This certificate has expired")
+    );
+    // Nor one that is gifted (no longer the owner's to split).
+    let g = issue_to(&s, &shop, &ann);
+    let r = s.post(
+        &format!("/v2/certificates/{}/gifts", id(&g)),
+        &ann.headers(),
+        json!({"gift": {"sender_name": "Ann", "recipient_email": "bob@example.com", "send_date": "2099-01-01"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = split(&g);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        r.error_details(),
+        "Only assigned certificates can be split (this one is gifted)"
+    );
+    // Nothing moved: no child certificates, figures unchanged.
+    let children: i64 = s
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM certificates WHERE parent_id IN (?1, ?2)",
+            [id(&e), id(&g)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(children, 0);
+    s.check_passes();
 }
