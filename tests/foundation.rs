@@ -2219,3 +2219,87 @@ fn revoked_credentials_stop_working_at_once() {
     assert_eq!(s.delete("/v2/tokens", &u.headers()).status, 204);
     assert_eq!(s.get(&me, &u.headers()).status, 401);
 }
+
+#[test]
+fn idempotency_marks_replays_stores_refusals_expires_and_scopes_by_ip() {
+    let s = Server::start();
+    let tickets = |s: &Server| count(s, "SELECT COUNT(*) FROM support_tickets", &[]);
+    let body = json!({"name": "Ada", "email": "ada@example.com", "message": "Help"});
+    let key = h(&[("Idempotency-Key", "replayed-1")]);
+    // Only a replay says so.
+    let first = expect(s.post("/v2/support_tickets", &key, body.clone()), 201);
+    assert_eq!(first.header("Idempotent-Replayed"), None);
+    let again = expect(s.post("/v2/support_tickets", &key, body.clone()), 201);
+    assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(again.text, first.text);
+    assert_eq!(tickets(&s), 1);
+
+    // A refusal made by the work itself is stored and replayed like a
+    // success (here: more than the certificate's value).
+    let shop = common::shop(&s, "Keyed", true);
+    let r = s.post(
+        "/v2/certificates",
+        &shop.merchant.headers(),
+        json!({"certificate": {"product_option_id": shop.option_id}}),
+    );
+    let code = r.first("certificates")["claim_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut mk = shop.merchant.headers();
+    mk.push(("Idempotency-Key".into(), "too-much".into()));
+    let path = format!("/v2/claim_codes/{code}/redemptions");
+    let too_much = json!({"amount_to_redeem_cents": 10001});
+    let refused = expect_error(s.post(&path, &mk, too_much.clone()), 400, "Bad Request");
+    assert_eq!(refused.header("Idempotent-Replayed"), None);
+    let replayed = expect_error(s.post(&path, &mk, too_much), 400, "Bad Request");
+    assert_eq!(replayed.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(replayed.text, refused.text);
+    assert!(
+        refused.error_details().starts_with("The amount exceeds"),
+        "{}",
+        refused.text
+    );
+
+    // After 24 hours the key is forgotten: the same request is new work.
+    s.sql()
+        .execute(
+            "UPDATE idempotency SET created_at = created_at - 86401 WHERE key = 'replayed-1'",
+            [],
+        )
+        .unwrap();
+    let later = expect(s.post("/v2/support_tickets", &key, body.clone()), 201);
+    assert_eq!(later.header("Idempotent-Replayed"), None);
+    assert_ne!(later.text, first.text);
+    assert_eq!(tickets(&s), 2);
+
+    // Anonymous callers are told apart by IP: the same key and body from
+    // another address is another caller's first request.
+    // (Another sender: tickets have a small budget per address.)
+    let raw = json!({"name": "Grace", "email": "grace@example.com", "message": "Help"}).to_string();
+    let send = |ip: &str| {
+        common::request_from(
+            ip,
+            &s.base,
+            "POST",
+            "/v2/support_tickets",
+            &[("Idempotency-Key", "shared-key")],
+            &raw,
+        )
+    };
+    let one = send("127.0.0.1");
+    let two = send("127.0.0.2");
+    assert_eq!(
+        (one.status, two.status),
+        (201, 201),
+        "{} {}",
+        one.body,
+        two.body
+    );
+    assert_eq!(two.header("Idempotent-Replayed"), None);
+    assert_ne!(one.body, two.body);
+    let one_again = send("127.0.0.1");
+    assert_eq!(one_again.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(one_again.body, one.body);
+    assert_eq!(tickets(&s), 4);
+}
