@@ -421,6 +421,28 @@ fn permanent_rejection_is_marked_failed_with_the_answer() {
 }
 
 #[test]
+fn mail_is_given_up_after_the_maximum_attempts() {
+    let port = free_port();
+    let sink = Sink::start(port, &["--refuse", "100", "--refuse-to", "bob@example.com"]);
+    let mut args = smtp_args(port);
+    args.extend(["--mail-max-attempts".to_string(), "2".to_string()]);
+    let s = Server::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let shop = common::shop(&s, "Shop", true);
+    let ann = s.user("ann@example.com");
+    let (_, g) = gift(&s, &shop, &ann, json!({}));
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (status, attempts, failures, _, error) = wait_until("giving up", 10, || {
+        Some(outbox(&s, &gid)).filter(|o| o.0 == "failed")
+    });
+    assert_eq!((status.as_str(), attempts, failures), ("failed", 2, 2));
+    assert!(error.unwrap().contains("451"), "the last answer is kept");
+    // Given up means no third try: a later email to someone else goes
+    // out, and bob's address saw exactly two attempts.
+    marker_arrives(&s, &sink, 0, "ann@example.com");
+    assert_eq!(sink.attempts_to("bob@example.com").len(), 2);
+}
+
+#[test]
 fn mail_queued_before_a_restart_is_delivered_after_it() {
     let port = free_port();
     let s = Server::start();
