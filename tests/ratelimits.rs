@@ -81,6 +81,27 @@ fn headers_count_down_and_429_arrives_at_the_budget() {
 }
 
 #[test]
+fn a_users_budget_is_its_own() {
+    let s = Server::start_with(&["--rate-limit-user", "3"], &[]);
+    let ann = s.user("ann@example.com");
+    let bob = s.user("bob@example.com");
+    let me = |u: &common::User| s.get(&format!("/v2/users/{}", u.id), &u.headers());
+    for i in 0..3 {
+        let r = me(&ann);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text);
+        assert_eq!(num(&r, "RateLimit-Limit"), 3);
+        assert_eq!(num(&r, "RateLimit-Remaining"), 2 - i);
+    }
+    let r = me(&ann);
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(num(&r, "Retry-After") > 0);
+    // Same IP, another user: a fresh budget.
+    let r = me(&bob);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 2);
+}
+
+#[test]
 fn rate_limits_can_be_switched_off() {
     let s = Server::start_with(
         &[
