@@ -655,6 +655,39 @@ fn expired_certificate_is_worth_its_paid_value() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(write_offs, vec![(-5000, 0)]);
+    // Sold at its face, an expired certificate has nothing unpaid to write
+    // off: no expire row at all, and its whole value is redeemed.
+    let r = issue(
+        &s,
+        &shop.merchant,
+        &shop.option_id,
+        json!({"price_cents": 10000}),
+    );
+    let full = r.first("certificates").clone();
+    s.sql()
+        .execute(
+            "UPDATE certificates SET expires_at = 1000 WHERE id = ?1",
+            [id(&full)],
+        )
+        .unwrap();
+    let r = redeem_code(&s, &shop.merchant, &code(&full), json!({}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        (
+            r.first("redemptions")["amount_cents"].as_i64(),
+            r.first("redemptions")["amount_paid_cents"].as_i64()
+        ),
+        (Some(10000), Some(10000))
+    );
+    let rows: i64 = s
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM ledger WHERE kind = 'expire' AND certificate_id = ?1",
+            [id(&full)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 0);
     // A giveaway (nothing paid) past expiry is not available.
     let r = issue(
         &s,

@@ -169,6 +169,10 @@ mod tests {
         assert_eq!(paid_left(3, 1, 1), 1);
         let big = paid_left(MAX_CENTS, MAX_CENTS, 1);
         assert_eq!(big, 1);
+        // More left than the basis (never asked today) is still at most
+        // the price, as documented.
+        assert_eq!(paid_left(100, 50, 150), 50);
+        assert_eq!(paid_left(0, 0, 10), 0);
     }
 
     proptest::proptest! {
