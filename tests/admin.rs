@@ -137,10 +137,15 @@ struct Shop {
 }
 
 fn shop(a: &Admin, name: &str) -> Shop {
+    shop_in(a, name, "America/New_York")
+}
+
+/// Like `shop`, for a merchant in time zone `tz`.
+fn shop_in(a: &Admin, name: &str, tz: &str) -> Shop {
     let r = a.ok(
         a.post(
             "/merchants",
-            json!({"merchant": {"name": name, "time_zone": "America/New_York"}}),
+            json!({"merchant": {"name": name, "time_zone": tz}}),
         ),
         201,
     );
@@ -1145,10 +1150,37 @@ fn users_tickets_and_the_outbox() {
             [&mail_id],
         )
         .unwrap();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let before = unix_now();
     let r = a.ok(a.post(&format!("/outbox/{mail_id}/resend"), json!({})), 200);
+    let after = unix_now();
     let resent = r.first("outbox_messages");
     assert_eq!(resent["status"], "queued");
-    assert_ne!(resent["next_attempt_at"], "1970-01-01T00:00:00Z");
+    // Brought forward to now: not left at 0, not null, not in the future.
+    let next: Option<i64> = s
+        .sql()
+        .query_row(
+            "SELECT next_attempt_at FROM outbox WHERE id = ?1",
+            [&mail_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let next = next.expect("next_attempt_at set");
+    assert!(
+        (before..=after).contains(&next),
+        "{next} not in {before}..={after}"
+    );
+    assert!(
+        resent["next_attempt_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{resent}"
+    );
     s.sql()
         .execute(
             "UPDATE outbox SET status = 'cancelled' WHERE id = ?1",
@@ -1280,4 +1312,36 @@ fn backup_is_a_consistent_sqlite_file() {
         .output()
         .unwrap();
     assert!(out.status.success());
+}
+
+/// The dashboard's "today" is the merchant's own day: it starts at
+/// midnight in the merchant's zone. Zones 14 hours ahead of and 12 hours
+/// behind UTC disagree with UTC (and each other) about the date at any
+/// hour, so reckoning in UTC would misplace the rows on either side.
+#[test]
+fn the_dashboards_today_starts_at_the_merchants_midnight() {
+    let s = server();
+    let a = Admin::login(&s);
+    for tz in ["Etc/GMT-14", "Etc/GMT+12"] {
+        let shop = shop_in(&a, tz, tz);
+        let cert = issue(&a, &shop.option_id, json!({}))[0].clone();
+        let zone = jiff::tz::TimeZone::get(tz).unwrap();
+        let today = jiff::Timestamp::now().to_zoned(zone.clone()).date();
+        let midnight = today.to_zoned(zone).unwrap().timestamp().as_second();
+        // Two more issue rows: a second before the merchant's midnight
+        // (yesterday) and at it (today). The ledger takes inserts.
+        for (at, cents) in [(midnight - 1, 1000), (midnight, 7)] {
+            s.sql()
+                .execute(
+                    "INSERT INTO ledger (certificate_id, merchant_id, kind, face_delta, paid_delta, created_at)
+                     VALUES (?1, ?2, 'issue', ?3, 0, ?4)",
+                    (id(&cert), &shop.merchant_id, cents, at),
+                )
+                .unwrap();
+        }
+        let row = summary(&a, &shop.merchant_id);
+        assert_eq!(row["date"], json!(today.to_string()), "{tz}: {row}");
+        assert_eq!(row["today"]["issued_count"], 2, "{tz}: {row}");
+        assert_eq!(row["today"]["issued_cents"], 10000 + 7, "{tz}: {row}");
+    }
 }

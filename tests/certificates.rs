@@ -391,7 +391,17 @@ fn split_divides_face_and_price() {
         json!({"face_value_cents": "1"}),
     );
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.body["certificates"][0]["face_value_cents"], 7499);
+    // Against the sale (10000 for 5000), 7499 left keeps
+    // 5000 - floor(5000 × 2501 / 10000) = 3750 paid, so the one-cent child
+    // carries no paid value and the parent keeps all of its 3750.
+    let figures = |v: &Value| {
+        (
+            v["face_value_cents"].as_i64().unwrap(),
+            v["price_cents"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(figures(&r.body["certificates"][0]), (7499, 3750));
+    assert_eq!(figures(&r.body["certificates"][1]), (1, 0));
     // Unsplittable products refuse.
     let fixed = common::shop(&s, "Fixed", false);
     let f = issue_to(&s, &fixed, &ann);
@@ -523,16 +533,34 @@ fn refusals_cancel_return_and_print_only() {
         .status,
         404
     );
-    assert_eq!(
-        redeem_code(
-            &s,
-            &shop.merchant,
-            &code(&p),
-            json!({"amount_to_redeem_cents": 1})
-        )
-        .status,
-        201
+    let r = redeem_code(
+        &s,
+        &shop.merchant,
+        &code(&p),
+        json!({"amount_to_redeem_cents": 1}),
     );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // One cent of a 10000 sold for 5000: floor(5000 × 1 / 10000) = 0 paid
+    // is spent; the balance keeps 9999 face and all 5000 paid, and stays
+    // pending (whoever holds the receipt's new code may claim it).
+    let red = r.first("redemptions");
+    assert_eq!(
+        (
+            red["amount_cents"].as_i64(),
+            red["amount_paid_cents"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    let balance = &r.body["linked"]["certificates"][0];
+    assert_eq!(
+        (
+            balance["face_value_cents"].as_i64(),
+            balance["price_cents"].as_i64()
+        ),
+        (Some(9999), Some(5000))
+    );
+    assert_eq!(balance["status"], "pending");
+    assert_eq!(balance["links"]["user"], Value::Null);
 
     // Print-only products cannot be redeemed by the user.
     let r = s.put(
@@ -548,10 +576,20 @@ fn refusals_cancel_return_and_print_only() {
         json!({}),
     );
     assert_eq!(r.status, 400, "{}", r.text);
+    let r = redeem_code(&s, &shop.merchant, &code(&c), json!({}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    // At the till the whole value goes, and with it the whole price.
+    let red = r.first("redemptions");
     assert_eq!(
-        redeem_code(&s, &shop.merchant, &code(&c), json!({})).status,
-        201
+        (
+            red["amount_cents"].as_i64(),
+            red["amount_paid_cents"].as_i64()
+        ),
+        (Some(10000), Some(5000))
     );
+    assert!(r.body.get("linked").is_none(), "{}", r.text);
+    let after = s.get(&format!("/v2/certificates/{}", id(&c)), &h);
+    assert_eq!(after.first("certificates")["status"], "redeemed");
 
     // A typo in a claim code is caught before any lookup; an unknown code is 404.
     let mut typo = code(&c).into_bytes();
@@ -607,6 +645,49 @@ fn expired_certificate_is_worth_its_paid_value() {
         ),
         (Some(3000), Some(3000))
     );
+    // First the unpaid 5000 was written off, once, paid value untouched.
+    let write_offs: Vec<(i64, i64)> = s
+        .sql()
+        .prepare("SELECT face_delta, paid_delta FROM ledger WHERE kind = 'expire' AND certificate_id = ?1")
+        .unwrap()
+        .query_map([id(&c)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(write_offs, vec![(-5000, 0)]);
+    // Sold at its face, an expired certificate has nothing unpaid to write
+    // off: no expire row at all, and its whole value is redeemed.
+    let r = issue(
+        &s,
+        &shop.merchant,
+        &shop.option_id,
+        json!({"price_cents": 10000}),
+    );
+    let full = r.first("certificates").clone();
+    s.sql()
+        .execute(
+            "UPDATE certificates SET expires_at = 1000 WHERE id = ?1",
+            [id(&full)],
+        )
+        .unwrap();
+    let r = redeem_code(&s, &shop.merchant, &code(&full), json!({}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        (
+            r.first("redemptions")["amount_cents"].as_i64(),
+            r.first("redemptions")["amount_paid_cents"].as_i64()
+        ),
+        (Some(10000), Some(10000))
+    );
+    let rows: i64 = s
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM ledger WHERE kind = 'expire' AND certificate_id = ?1",
+            [id(&full)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 0);
     // A giveaway (nothing paid) past expiry is not available.
     let r = issue(
         &s,
@@ -972,10 +1053,10 @@ fn lists_filter_and_paginate() {
     let s = Server::start();
     let shop = shop(&s, "Shop", true);
     let ann = s.user("ann@example.com");
-    for _ in 0..3 {
-        issue_to(&s, &shop, &ann);
-    }
-    issue(&s, &shop.merchant, &shop.option_id, json!({"quantity": 2}));
+    let mut made: Vec<Value> = (0..3).map(|_| issue_to(&s, &shop, &ann)).collect();
+    let r = issue(&s, &shop.merchant, &shop.option_id, json!({"quantity": 2}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    made.extend(r.body["certificates"].as_array().unwrap().iter().cloned());
     let h = shop.merchant.headers();
     let r = s.get("/v2/certificates?per_page=2&page=2", &h);
     assert_eq!(r.status, 200);
@@ -1024,17 +1105,18 @@ fn lists_filter_and_paginate() {
         .body["meta"]["total_count"],
         5
     );
-    // Newest first.
+    // Newest first: the five were made within a second or two and
+    // `created_at` has one-second resolution, so the whole order (ties
+    // broken by insertion) is compared, not just the timestamps.
     let all = s.get("/v2/certificates", &h);
-    let first_created = all.body["certificates"][0]["created_at"]
-        .as_str()
+    let listed: Vec<String> = all.body["certificates"]
+        .as_array()
         .unwrap()
-        .to_string();
-    let last_created = all.body["certificates"][4]["created_at"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(first_created >= last_created);
+        .iter()
+        .map(id)
+        .collect();
+    let newest_first: Vec<String> = made.iter().rev().map(id).collect();
+    assert_eq!(listed, newest_first);
     // The user's own list and per-user path.
     assert_eq!(
         s.get("/v2/certificates", &ann.headers()).body["meta"]["total_count"],
@@ -1084,8 +1166,11 @@ fn lists_filter_and_paginate() {
     let by_code = s.get(&format!("/v2/claim_code/{}", code(c)), &h);
     assert_eq!(by_code.status, 200);
     assert!(by_code.first("certificates").get("merchant").is_none());
-    // Every link template points at a route that exists.
-    for (_, template) in one.body["links"].as_object().unwrap() {
+    // Every link template points at a route that exists and answers the
+    // merchant who owns the certificate.
+    let templates = one.body["links"].as_object().unwrap();
+    assert!(!templates.is_empty(), "{}", one.text);
+    for (name, template) in templates {
         let path = template.as_str().unwrap();
         let concrete = path
             .replace("{certificates.user}", &ann.id)
@@ -1093,7 +1178,9 @@ fn lists_filter_and_paginate() {
             .replace("{certificates.merchant}", &shop.merchant.id)
             .replace("{certificates.product}", &shop.product_id)
             .replace("{certificates.product_option}", &shop.option_id);
-        assert_ne!(s.get(&concrete, &h).status, 404, "{concrete}");
+        assert!(!concrete.contains('{'), "{name}: {concrete}");
+        let r = s.get(&concrete, &h);
+        assert_eq!(r.status, 200, "{name}: {concrete}: {}", r.text);
     }
 }
 
@@ -1165,4 +1252,114 @@ fn the_expanded_view_follows_catalog_changes() {
         s.get(&path, &h).first("certificates")["product_option"]["count"],
         6
     );
+}
+
+/// The status of the email queued for `gift`.
+fn gift_mail_status(s: &Server, gift: &Value) -> String {
+    s.sql()
+        .query_row(
+            "SELECT status FROM outbox WHERE gift_id = ?1",
+            [id(gift)],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn voiding_a_gifted_certificate_withdraws_its_email() {
+    let s = Server::start();
+    let shop = shop(&s, "Shop", true);
+    let ann = s.user("ann@example.com");
+    let h = shop.merchant.headers();
+    for action in ["cancellations", "returns"] {
+        let c = issue_to(&s, &shop, &ann);
+        let r = s.post(
+            &format!("/v2/certificates/{}/gifts", id(&c)),
+            &ann.headers(),
+            json!({"gift": {"sender_name": "Ann", "recipient_email": "bob@example.com", "send_date": "2099-01-01"}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        let gift = r.first("gifts").clone();
+        assert_eq!(gift_mail_status(&s, &gift), "queued");
+        let r = s.post(
+            &format!("/v2/certificates/{}/{action}", id(&c)),
+            &h,
+            json!({}),
+        );
+        assert_eq!(r.status, 201, "{action}: {}", r.text);
+        // The code in that email no longer holds: it must never go out.
+        assert_eq!(gift_mail_status(&s, &gift), "cancelled", "{action}");
+    }
+    s.check_passes();
+}
+
+#[test]
+fn closed_expired_and_unowned_certificates_are_refused() {
+    let s = Server::start();
+    let shop = shop(&s, "Shop", true);
+    let ann = s.user("ann@example.com");
+    let h = shop.merchant.headers();
+    // A redeemed certificate cannot be cancelled or returned.
+    let c = issue_to(&s, &shop, &ann);
+    assert_eq!(
+        redeem_code(&s, &shop.merchant, &code(&c), json!({})).status,
+        201
+    );
+    for action in ["cancellations", "returns"] {
+        let r = s.post(
+            &format!("/v2/certificates/{}/{action}", id(&c)),
+            &h,
+            json!({}),
+        );
+        assert_eq!(
+            (r.status, r.error_details()),
+            (400, "This item has previously been redeemed"),
+            "{action}"
+        );
+    }
+    let split = |cert: &Value| {
+        s.post(
+            &format!("/v2/certificates/{}/certificates", id(cert)),
+            &ann.headers(),
+            json!({"new_face_value_cents": 1000}),
+        )
+    };
+    // An expired one cannot be split.
+    let e = issue_to(&s, &shop, &ann);
+    s.sql()
+        .execute(
+            "UPDATE certificates SET expires_at = 1000 WHERE id = ?1",
+            [id(&e)],
+        )
+        .unwrap();
+    let r = split(&e);
+    assert_eq!(
+        (r.status, r.error_details()),
+        (400, "This certificate has expired")
+    );
+    // Nor one that is gifted (no longer the owner's to split).
+    let g = issue_to(&s, &shop, &ann);
+    let r = s.post(
+        &format!("/v2/certificates/{}/gifts", id(&g)),
+        &ann.headers(),
+        json!({"gift": {"sender_name": "Ann", "recipient_email": "bob@example.com", "send_date": "2099-01-01"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = split(&g);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        r.error_details(),
+        "Only assigned certificates can be split (this one is gifted)"
+    );
+    // Nothing moved: no child certificates, figures unchanged.
+    let children: i64 = s
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM certificates WHERE parent_id IN (?1, ?2)",
+            [id(&e), id(&g)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(children, 0);
+    s.check_passes();
 }

@@ -223,6 +223,16 @@ fn wait_exit(s: &mut Server, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// Polls `ready` until it holds; fails after five seconds.
+#[track_caller]
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn location_body(name: &str) -> Value {
     json!({"location": {"name": name, "address1": "1 Main St", "city": "Boston"}})
 }
@@ -2081,10 +2091,15 @@ fn in_flight_signup_survives_sigint(padding: usize) {
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&body.as_bytes()[..half]).unwrap();
     stream.flush().unwrap();
+    // Nothing outside the server shows that it has read the head and now
+    // waits for the body, so this one pause stays; the shutdown below is
+    // awaited on its log line instead.
     std::thread::sleep(Duration::from_millis(300));
 
     sigint(&s);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for("the server to begin shutting down", || {
+        s.log().contains("shutting down")
+    });
     stream.write_all(&body.as_bytes()[half..]).unwrap();
     stream.flush().unwrap();
 
@@ -2152,13 +2167,35 @@ fn head_qr_accept_and_idempotency_on_reads() {
     );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("Content-Type"), Some("image/svg+xml"));
-    // Reads ignore Idempotency-Key, even an invalid one.
-    let r = s.get("/healthz", &h(&[("Idempotency-Key", "")]));
-    assert_eq!(r.status, 200);
-    let key = h(&[("Idempotency-Key", "k1")]);
-    let body = json!({"name": "A", "email": "a@example.com", "message": "hi"});
-    assert_eq!(s.post("/v2/support_tickets", &key, body).status, 201);
-    assert_eq!(s.get("/healthz", &key).status, 200);
+    // Reads ignore Idempotency-Key, even an invalid one: a list read twice
+    // under one key shows what changed in between rather than a replay.
+    let m = s.merchant("Keyed");
+    let list = format!("/v2/merchants/{}/locations", m.id);
+    let keyed = |k: &str| {
+        let mut v = m.headers();
+        v.push(("Idempotency-Key".into(), k.into()));
+        v
+    };
+    let r = expect(s.get(&list, &keyed("")), 200);
+    assert_eq!(r.body["meta"]["total_count"], 0, "{}", r.text);
+    let r = expect(s.get(&list, &keyed("k1")), 200);
+    assert_eq!(r.body["meta"]["total_count"], 0, "{}", r.text);
+    create_location(&s, &m, "Between the reads");
+    let r = expect(s.get(&list, &keyed("k1")), 200);
+    assert_eq!(r.body["meta"]["total_count"], 1, "{}", r.text);
+    assert_eq!(r.header("Idempotent-Replayed"), None);
+    // A change with the key on it is keyed; an empty key is refused.
+    let r = expect_error(
+        s.post("/v2/locations", &keyed(""), location_body("Empty key")),
+        400,
+        "Bad Request",
+    );
+    assert_eq!(
+        r.error_details(),
+        "Idempotency-Key must be 1 to 255 characters"
+    );
+    let r = expect(s.get(&list, &m.headers()), 200);
+    assert_eq!(r.body["meta"]["total_count"], 1, "{}", r.text);
     // A 204 carries no Content-Type.
     let u = s.user("ann@example.com");
     let r = s.delete("/v2/tokens", &u.headers());
@@ -2182,4 +2219,88 @@ fn revoked_credentials_stop_working_at_once() {
     assert_eq!(s.get(&me, &u.headers()).status, 200);
     assert_eq!(s.delete("/v2/tokens", &u.headers()).status, 204);
     assert_eq!(s.get(&me, &u.headers()).status, 401);
+}
+
+#[test]
+fn idempotency_marks_replays_stores_refusals_expires_and_scopes_by_ip() {
+    let s = Server::start();
+    let tickets = |s: &Server| count(s, "SELECT COUNT(*) FROM support_tickets", &[]);
+    let body = json!({"name": "Ada", "email": "ada@example.com", "message": "Help"});
+    let key = h(&[("Idempotency-Key", "replayed-1")]);
+    // Only a replay says so.
+    let first = expect(s.post("/v2/support_tickets", &key, body.clone()), 201);
+    assert_eq!(first.header("Idempotent-Replayed"), None);
+    let again = expect(s.post("/v2/support_tickets", &key, body.clone()), 201);
+    assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(again.text, first.text);
+    assert_eq!(tickets(&s), 1);
+
+    // A refusal made by the work itself is stored and replayed like a
+    // success (here: more than the certificate's value).
+    let shop = common::shop(&s, "Keyed", true);
+    let r = s.post(
+        "/v2/certificates",
+        &shop.merchant.headers(),
+        json!({"certificate": {"product_option_id": shop.option_id}}),
+    );
+    let code = r.first("certificates")["claim_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut mk = shop.merchant.headers();
+    mk.push(("Idempotency-Key".into(), "too-much".into()));
+    let path = format!("/v2/claim_codes/{code}/redemptions");
+    let too_much = json!({"amount_to_redeem_cents": 10001});
+    let refused = expect_error(s.post(&path, &mk, too_much.clone()), 400, "Bad Request");
+    assert_eq!(refused.header("Idempotent-Replayed"), None);
+    let replayed = expect_error(s.post(&path, &mk, too_much), 400, "Bad Request");
+    assert_eq!(replayed.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(replayed.text, refused.text);
+    assert!(
+        refused.error_details().starts_with("The amount exceeds"),
+        "{}",
+        refused.text
+    );
+
+    // After 24 hours the key is forgotten: the same request is new work.
+    s.sql()
+        .execute(
+            "UPDATE idempotency SET created_at = created_at - 86401 WHERE key = 'replayed-1'",
+            [],
+        )
+        .unwrap();
+    let later = expect(s.post("/v2/support_tickets", &key, body.clone()), 201);
+    assert_eq!(later.header("Idempotent-Replayed"), None);
+    assert_ne!(later.text, first.text);
+    assert_eq!(tickets(&s), 2);
+
+    // Anonymous callers are told apart by IP: the same key and body from
+    // another address is another caller's first request.
+    // (Another sender: tickets have a small budget per address.)
+    let raw = json!({"name": "Grace", "email": "grace@example.com", "message": "Help"}).to_string();
+    let send = |ip: &str| {
+        common::request_from(
+            ip,
+            &s.base,
+            "POST",
+            "/v2/support_tickets",
+            &[("Idempotency-Key", "shared-key")],
+            &raw,
+        )
+    };
+    let one = send("127.0.0.1");
+    let two = send("127.0.0.2");
+    assert_eq!(
+        (one.status, two.status),
+        (201, 201),
+        "{} {}",
+        one.body,
+        two.body
+    );
+    assert_eq!(two.header("Idempotent-Replayed"), None);
+    assert_ne!(one.body, two.body);
+    let one_again = send("127.0.0.1");
+    assert_eq!(one_again.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(one_again.body, one.body);
+    assert_eq!(tickets(&s), 4);
 }

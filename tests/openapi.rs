@@ -494,23 +494,67 @@ fn the_original_spellings_reach_the_same_operations() {
     let user = s.user("alias@example.com");
     let u = user.headers();
     let m = shop.merchant.headers();
-    for (path, headers) in [
-        (format!("/v2/user/{}/certificates", user.id), &u),
-        (format!("/v2/merchant/{}/locations", shop.merchant.id), &m),
+    let r = s.post(
+        "/v2/certificates",
+        &m,
+        json!({"certificate": {"product_option_id": shop.option_id, "recipient_email": user.email}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let cert_id = r.first("certificates")["id"].as_str().unwrap().to_string();
+    let code = r.first("certificates")["claim_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Each alias answers exactly what its canonical path answers: the same
+    // operation on the same resource, not merely some route.
+    for (alias, canonical, headers) in [
         (
-            format!("/v2/product/{}/product_options", shop.product_id),
+            format!("/v2/user/{}/certificates", user.id),
+            format!("/v2/users/{}/certificates", user.id),
+            &u,
+        ),
+        (
+            format!("/v2/merchant/{}/locations", shop.merchant.id),
+            format!("/v2/merchants/{}/locations", shop.merchant.id),
             &m,
         ),
-        ("/v2/claim_code/0000-0000-00000000".to_string(), &m),
+        (
+            format!("/v2/product/{}/product_options", shop.product_id),
+            format!("/v2/products/{}/product_options", shop.product_id),
+            &m,
+        ),
+        (
+            format!("/v2/claim_code/{code}"),
+            format!("/v2/claim_codes/{code}"),
+            &m,
+        ),
+        (
+            format!("/v2/certficates/{cert_id}"),
+            format!("/v2/certificates/{cert_id}"),
+            &u,
+        ),
     ] {
-        let r = s.get(&path, headers);
-        assert!(
-            !(r.status == 404 && r.text.contains("No route")) && r.status != 405,
-            "{path}: {} {}",
-            r.status,
-            r.text
+        let want = s.get(&canonical, headers);
+        assert_eq!(want.status, 200, "{canonical}: {}", want.text);
+        let got = s.get(&alias, headers);
+        assert_eq!(
+            (got.status, &got.body),
+            (want.status, &want.body),
+            "{alias} differs from {canonical}"
         );
     }
+    // A write through a misspelling reaches the same operation too.
+    let r = s.post(
+        &format!("/v2/certficates/{cert_id}/redemptions"),
+        &u,
+        json!({"amount_to_redeem_cents": 2500}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.first("redemptions")["amount_cents"], 2500);
+    assert_eq!(
+        r.first("redemptions")["links"]["certificate"],
+        json!(cert_id)
+    );
     let r = s.post("/v2/certficates/nope/redemptions", &m, json!({}));
     assert_eq!(r.status, 404, "{}", r.text);
     assert!(!r.text.contains("No route"), "{}", r.text);

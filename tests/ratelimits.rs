@@ -81,11 +81,90 @@ fn headers_count_down_and_429_arrives_at_the_budget() {
 }
 
 #[test]
+fn a_users_budget_is_its_own() {
+    let s = Server::start_with(&["--rate-limit-user", "3"], &[]);
+    let ann = s.user("ann@example.com");
+    let bob = s.user("bob@example.com");
+    let me = |u: &common::User| s.get(&format!("/v2/users/{}", u.id), &u.headers());
+    for i in 0..3 {
+        let r = me(&ann);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text);
+        assert_eq!(num(&r, "RateLimit-Limit"), 3);
+        assert_eq!(num(&r, "RateLimit-Remaining"), 2 - i);
+    }
+    let r = me(&ann);
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(num(&r, "Retry-After") > 0);
+    // Same IP, another user: a fresh budget.
+    let r = me(&bob);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(num(&r, "RateLimit-Remaining"), 2);
+}
+
+#[test]
 fn rate_limits_can_be_switched_off() {
-    let s = Server::start_with(&["--rate-limit-ip", "2", "--rate-limits", "false"], &[]);
+    let s = Server::start_with(
+        &[
+            "--rate-limit-ip",
+            "2",
+            "--rate-limit-user",
+            "2",
+            "--rate-limit-merchant",
+            "2",
+            "--rate-limits",
+            "false",
+        ],
+        &[],
+    );
     for _ in 0..5 {
         assert_eq!(s.get("/healthz", &[]).status, 200);
     }
+    // Every budget is off, the small guessing budgets included: each loop
+    // goes past the budget it would otherwise spend (10 failed logins per
+    // account, 3 resets per address, 100 claim-code misses per caller).
+    let ann = s.user("ann@example.com");
+    for _ in 0..5 {
+        let r = s.get(&format!("/v2/users/{}", ann.id), &ann.headers());
+        assert_eq!(r.status, 200, "user budget: {}", r.text);
+    }
+    for _ in 0..12 {
+        let r = s.post(
+            "/v2/tokens",
+            &[],
+            json!({"user": {"email": ann.email, "password": "wrong password"}}),
+        );
+        assert_eq!(r.status, 401, "login budget: {}", r.text);
+    }
+    let r = s.post(
+        "/v2/tokens",
+        &[],
+        json!({"user": {"email": ann.email, "password": "password123"}}),
+    );
+    assert_eq!(r.status, 201, "login budget: {}", r.text);
+    for _ in 0..5 {
+        let r = s.post("/v2/passwords", &[], json!({"email": ann.email}));
+        assert_eq!(r.status, 201, "reset budget: {}", r.text);
+    }
+    let shop = common::shop(&s, "Shop", true);
+    let r = s.post(
+        "/v2/certificates",
+        &shop.merchant.headers(),
+        json!({"certificate": {"product_option_id": shop.option_id}}),
+    );
+    assert_eq!(r.status, 201, "merchant budget: {}", r.text);
+    let real = r.first("certificates")["claim_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..105 {
+        let r = s.get(
+            &format!("/v2/claim_codes/{}", unknown_code(i)),
+            &shop.merchant.headers(),
+        );
+        assert_eq!(r.status, 404, "claim-code budget, miss {i}: {}", r.text);
+    }
+    let r = s.get(&format!("/v2/claim_codes/{real}"), &shop.merchant.headers());
+    assert_eq!(r.status, 200, "claim-code budget: {}", r.text);
 }
 
 #[test]

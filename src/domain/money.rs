@@ -117,6 +117,43 @@ mod tests {
     }
 
     #[test]
+    fn each_refusal_says_why() {
+        let digits_only = Err("must be a whole number of cents (digits only)".to_string());
+        for bad in ["", " ", "abc", "12a", "-1", "1 2", "1.5"] {
+            assert_eq!(parse_cents(&json!(bad)), digits_only, "{bad:?}");
+        }
+        let whole = Err("must be a whole number of cents".to_string());
+        assert_eq!(parse_cents(&json!(1.5)), whole);
+        assert_eq!(parse_cents(&json!(null)), whole);
+        assert_eq!(
+            parse_cents(&json!(-1)),
+            Err("must not be negative".to_string())
+        );
+        assert_eq!(
+            parse_positive_cents(&json!("0")),
+            Err("must be greater than zero".to_string())
+        );
+        assert_eq!(parse_positive_cents(&json!(1)), Ok(1));
+        assert_eq!(too_large(), "must not exceed 10000000000 cents");
+        assert_eq!(parse_cents(&json!(u64::MAX)), Err(too_large()));
+        assert_eq!(parse_cents(&json!(MAX_CENTS + 1)), Err(too_large()));
+    }
+
+    #[test]
+    fn digit_strings_up_to_eleven_digits() {
+        // Eleven digits is the longest string read: MAX_CENTS itself.
+        assert_eq!(parse_cents(&json!("10000000000")), Ok(MAX_CENTS));
+        assert_eq!(parse_cents(&json!(" 0042 ")), Ok(42));
+        assert_eq!(parse_cents(&json!("10000000001")), Err(too_large()));
+        // Longer is refused before parsing, even when its value is small.
+        assert_eq!(parse_cents(&json!("000000000001")), Err(too_large()));
+        assert_eq!(
+            parse_cents(&json!("99999999999999999999")),
+            Err(too_large())
+        );
+    }
+
+    #[test]
     fn formats_for_people() {
         assert_eq!(format(10000, "USD"), "$100");
         assert_eq!(format(1250, "USD"), "$12.50");
@@ -132,6 +169,10 @@ mod tests {
         assert_eq!(paid_left(3, 1, 1), 1);
         let big = paid_left(MAX_CENTS, MAX_CENTS, 1);
         assert_eq!(big, 1);
+        // More left than the basis (never asked today) is still at most
+        // the price, as documented.
+        assert_eq!(paid_left(100, 50, 150), 50);
+        assert_eq!(paid_left(0, 0, 10), 0);
     }
 
     proptest::proptest! {
