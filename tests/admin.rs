@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{bin, Resp, Server, TempDir};
+use common::{bin, id, Resp, Server, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -115,10 +115,6 @@ impl<'a> Admin<'a> {
         assert_eq!(r.status, status, "{}", r.text);
         r
     }
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
 }
 
 /// The `total_count` of a 200 list answer.

@@ -15,20 +15,12 @@
 
 mod common;
 
-use common::{shop, Merchant, Resp, Server, Shop, User};
+use common::{code, id, shop, Merchant, Resp, Server, Shop, User};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Barrier;
 
 type Headers = Vec<(String, String)>;
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn code(v: &Value) -> String {
-    v["claim_code"].as_str().unwrap().to_string()
-}
 
 fn issue_body(option_id: &str, recipient: Option<&str>) -> Value {
     match recipient {

@@ -4,46 +4,9 @@
 
 mod common;
 
-use common::{Merchant, Server, Shop, User};
+use common::{shop_in, Merchant, Server, Shop, User};
 use jiff::tz::TimeZone;
 use serde_json::{json, Value};
-
-/// A shop like `common::shop`, for a merchant in time zone `tz`.
-fn shop_in(s: &Server, name: &str, tz: &str) -> Shop {
-    let merchant = s.merchant_in(name, tz);
-    let h = merchant.headers();
-    let r = s.post(
-        "/v2/locations",
-        &h,
-        json!({"location": {"name": name, "address1": "1 Main St", "city": "Boston"}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let location_id = r.first("locations")["id"].as_str().unwrap().to_string();
-    let r = s.post(
-        "/v2/products",
-        &h,
-        json!({"product": {"type": "GiftCertificate", "tagline": "Dinner", "can_split_value": true,
-                            "redemption_location_ids": [location_id]}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let product_id = r.first("products")["id"].as_str().unwrap().to_string();
-    let r = s.post(
-        &format!("/v2/products/{product_id}/product_options"),
-        &h,
-        json!({"product_option": {"face_value_cents": 10000, "price_cents": 5000}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let option_id = r.first("product_options")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    Shop {
-        merchant,
-        location_id,
-        product_id,
-        option_id,
-    }
-}
 
 fn date_in(secs: i64, tz: &str) -> jiff::civil::Date {
     jiff::Timestamp::from_second(secs)
@@ -171,7 +134,7 @@ fn a_merchants_today_is_its_own_time_zones() {
     let reversed = cases.iter().find(|c| c.2);
     assert!(refused.is_some() || reversed.is_some(), "no zone disagrees");
     for (then, tz, same_local) in refused.into_iter().chain(reversed) {
-        let local = shop_in(&s, &format!("Shop in {tz}"), tz);
+        let local = shop_in(&s, &format!("Shop in {tz}"), tz, true);
         let r = redeem_part(&s, &local, &ann);
         made_at(&s, &r, *then);
         let (status, details) = reverse(&s, &local.merchant, &r);
@@ -195,7 +158,7 @@ fn a_merchants_today_is_its_own_time_zones() {
 fn a_dated_gift_is_due_at_three_in_the_merchants_zone() {
     let s = Server::start();
     let tz = "Pacific/Kiritimati";
-    let shop = shop_in(&s, "Line Islands", tz);
+    let shop = shop_in(&s, "Line Islands", tz, true);
     let ann = s.user("ann@example.com");
     let r = s.post(
         "/v2/certificates",

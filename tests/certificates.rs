@@ -4,42 +4,8 @@
 
 mod common;
 
-use common::{shop, Merchant, Resp, Server, Shop, User};
+use common::{code, id, issue, issue_to, shop, Merchant, Resp, Server};
 use serde_json::{json, Value};
-
-fn issue(s: &Server, m: &Merchant, option_id: &str, extra: Value) -> Resp {
-    let mut cert = json!({"product_option_id": option_id});
-    if let Value::Object(e) = extra {
-        for (k, v) in e {
-            cert[k] = v;
-        }
-    }
-    s.post(
-        "/v2/certificates",
-        &m.headers(),
-        json!({ "certificate": cert }),
-    )
-}
-
-/// Issues one certificate to a registered user; returns its JSON.
-fn issue_to(s: &Server, shop: &Shop, user: &User) -> Value {
-    let r = issue(
-        s,
-        &shop.merchant,
-        &shop.option_id,
-        json!({"recipient_email": user.email}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.first("certificates").clone()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn code(v: &Value) -> String {
-    v["claim_code"].as_str().unwrap().to_string()
-}
 
 fn redeem_code(s: &Server, m: &Merchant, code: &str, body: Value) -> Resp {
     s.post(

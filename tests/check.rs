@@ -5,13 +5,9 @@
 
 mod common;
 
-use common::{shop, Server, TempDir};
+use common::{id, shop, Server, TempDir};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
 
 /// The ids a tamper needs, from a history with every kind of row.
 struct History {

@@ -440,7 +440,12 @@ pub struct Shop {
 
 /// Creates a shop through the API.
 pub fn shop(s: &Server, name: &str, can_split_value: bool) -> Shop {
-    let merchant = s.merchant(name);
+    shop_in(s, name, "UTC", can_split_value)
+}
+
+/// `shop`, for a merchant in time zone `tz`.
+pub fn shop_in(s: &Server, name: &str, tz: &str, can_split_value: bool) -> Shop {
+    let merchant = s.merchant_in(name, tz);
     let h = merchant.headers();
     let r = s.post(
         "/v2/locations",
