@@ -81,11 +81,6 @@ pub fn request_verification(
     token: &str,
     public_url: &str,
 ) -> Result<(), Refusal> {
-    let now = time::now();
-    db.execute(
-        "INSERT INTO email_verifications (digest, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
-        (ids::digest(token.as_bytes()), &user.id, now + VERIFY_TTL_SECS, now),
-    )?;
     let text = format!(
         "Please confirm that {} is your email address.\n\n\
          Your confirmation token (valid for seven days, usable once):\n\n    {token}\n\n\
@@ -95,19 +90,14 @@ pub fn request_verification(
          If you did not sign up, ignore this email.\n",
         user.email
     );
-    outbox::enqueue(
+    mail_once(
         db,
-        &outbox::Mail {
-            kind: "email_verification",
-            to: &user.email,
-            subject: "Confirm your email address",
-            text: &text,
-            html: None,
-            gift_id: None,
-            due_at: now,
-        },
-    )?;
-    Ok(())
+        OneTime::Verification,
+        user,
+        token,
+        "Confirm your email address",
+        &text,
+    )
 }
 
 /// The two kinds of one-time token mailed to a user.
@@ -118,6 +108,22 @@ enum OneTime {
 }
 
 impl OneTime {
+    /// How long one stays valid.
+    fn ttl(self) -> i64 {
+        match self {
+            OneTime::Verification => VERIFY_TTL_SECS,
+            OneTime::Reset => RESET_TTL_SECS,
+        }
+    }
+
+    /// The outbox kind of the email that carries it.
+    fn mail_kind(self) -> &'static str {
+        match self {
+            OneTime::Verification => "email_verification",
+            OneTime::Reset => "password_reset",
+        }
+    }
+
     /// Its table and the request field that carries it.
     fn table_and_field(self) -> (&'static str, &'static str) {
         match self {
@@ -125,6 +131,42 @@ impl OneTime {
             OneTime::Reset => ("password_resets", "reset_token"),
         }
     }
+}
+
+/// Stores a new one-time token for `user` (only its digest) and queues the
+/// email that carries it, in the same transaction.
+fn mail_once(
+    db: &Connection,
+    kind: OneTime,
+    user: &User,
+    token: &str,
+    subject: &str,
+    text: &str,
+) -> Result<(), Refusal> {
+    let now = time::now();
+    let (table, _) = kind.table_and_field();
+    db.prepare_cached(&format!(
+        "INSERT INTO {table} (digest, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)"
+    ))?
+    .execute((
+        ids::digest(token.as_bytes()),
+        &user.id,
+        now + kind.ttl(),
+        now,
+    ))?;
+    outbox::enqueue(
+        db,
+        &outbox::Mail {
+            kind: kind.mail_kind(),
+            to: &user.email,
+            subject,
+            text,
+            html: None,
+            gift_id: None,
+            due_at: now,
+        },
+    )?;
+    Ok(())
 }
 
 /// Uses a mailed token once: it must exist, be unused and unexpired. Marks
@@ -255,11 +297,6 @@ pub fn request_reset(
     let Some((user, _)) = find_login(db, email)? else {
         return Ok(());
     };
-    let now = time::now();
-    db.execute(
-        "INSERT INTO password_resets (digest, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
-        (ids::digest(token.as_bytes()), &user.id, now + RESET_TTL_SECS, now),
-    )?;
     let text = format!(
         "Someone asked to reset the password of your account ({}).\n\n\
          Your reset token (valid for one hour, usable once):\n\n    {token}\n\n\
@@ -267,19 +304,14 @@ pub fn request_reset(
          If you did not ask for this, ignore this email.\n",
         user.email
     );
-    outbox::enqueue(
+    mail_once(
         db,
-        &outbox::Mail {
-            kind: "password_reset",
-            to: &user.email,
-            subject: "Reset your password",
-            text: &text,
-            html: None,
-            gift_id: None,
-            due_at: now,
-        },
-    )?;
-    Ok(())
+        OneTime::Reset,
+        &user,
+        token,
+        "Reset your password",
+        &text,
+    )
 }
 
 /// Completes a reset: the token must be valid, unused and unexpired. Sets
