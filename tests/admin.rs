@@ -998,6 +998,13 @@ fn certificate_detail_with_ledger_cancel_return_reverse() {
     assert_eq!(r.body["linked"]["users"][0]["email"], "ann@example.com");
     assert_eq!(a.get("/certificates/nope").status, 404);
 
+    // A field the page's cancel does not read is refused, not dropped.
+    let r = a.post(
+        &format!("/certificates/{second}/cancellations"),
+        json!({"reason": "typo"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.pointers(), vec!["/reason"]);
     // Cancel one, return another; neither twice.
     let r = a.ok(
         a.post(&format!("/certificates/{second}/cancellations"), json!({})),

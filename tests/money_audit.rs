@@ -577,3 +577,26 @@ fn a_split_refusal_names_the_field_that_was_sent() {
     }
     assert_eq!(figures(&s, &id(&c), &ann.headers()), (10000, 5000));
 }
+
+/// A list longer than 100 items used to be dropped without a word (the
+/// product kept its old terms); it is refused like any other bad field.
+#[test]
+fn a_list_too_long_is_refused_not_dropped() {
+    let s = Server::start();
+    let shop = shop(&s, "Terms", true);
+    let terms: Vec<String> = (0..101).map(|i| format!("term {i}")).collect();
+    let r = s.put(
+        &format!("/v2/products/{}", shop.product_id),
+        &shop.merchant.headers(),
+        json!({"product": {"terms": terms}}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.pointers(), vec!["/product/terms"]);
+    let r = s.put(
+        &format!("/v2/products/{}", shop.product_id),
+        &shop.merchant.headers(),
+        json!({"product": {"terms": &terms[..100]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.first("products")["terms"].as_array().unwrap().len(), 100);
+}
